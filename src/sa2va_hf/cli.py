@@ -1,0 +1,140 @@
+"""The `sa2va-hf` command: `predict` (answer + masks + overlays) and `convert` (official checkpoints → ours)."""
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+DEFAULT_MODEL = "tiny-random-internvl"
+DEFAULT_IMAGE_TEXT = "<image>Please segment the blue square."
+DEFAULT_VIDEO_TEXT = "<image>Please segment the moving shape."
+
+
+class CLIError(Exception):
+    """A user error: printed on one line, exit code 2, no traceback."""
+
+
+def _assets() -> Path:
+    return Path(str(resources.files("sa2va_hf") / "assets"))
+
+
+def _load_model(name_or_path: str, device: str, dtype: str):
+    import torch
+
+    from .presets import PRESET_NAMES, load_preset
+
+    if name_or_path in PRESET_NAMES:
+        model, processor = load_preset(name_or_path)
+    else:
+        from transformers import AutoModel, AutoProcessor
+
+        if not Path(name_or_path).exists() and name_or_path.count("/") != 1:
+            raise CLIError(f"--model {name_or_path!r} is neither a folder, a Hub id (org/name) nor a preset.")
+        model = AutoModel.from_pretrained(name_or_path, dtype=getattr(torch, dtype))
+        processor = AutoProcessor.from_pretrained(name_or_path)
+    return model.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
+
+
+def _write_result(out_dir: Path, name: str, frames: list[Image.Image], result: dict) -> list[Path]:
+    """Write `<name>.json` (answer + mask shapes) and one overlay PNG per frame; return the overlay paths."""
+    from .visualize import overlay_masks, seg_phrases
+
+    masks = result["prediction_masks"]
+    labels = seg_phrases(result["prediction"], len(masks))
+    summary = {
+        "prediction": result["prediction"],
+        "masks": [{"label": label, "shape": list(m.shape), "pixels": int(m.sum())} for label, m in zip(labels, masks)],
+    }
+    (out_dir / f"{name}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    paths = []
+    for index, frame in enumerate(frames):
+        path = out_dir / (f"{name}.png" if len(frames) == 1 else f"{name}_{index:04d}.png")
+        overlay_masks(frame, [np.asarray(m[index]) for m in masks], labels).save(path)
+        paths.append(path)
+    return paths
+
+
+def predict(args: argparse.Namespace) -> int:
+    from .video import load_frames
+
+    out_dir = Path(args.out)
+    jobs = []
+    if args.image is None and args.video is None:
+        jobs.append(("image", [Image.open(_assets() / "sample_image.png").convert("RGB")], args.text or DEFAULT_IMAGE_TEXT))
+        jobs.append(("video", load_frames(_assets() / "sample_clip"), args.text or DEFAULT_VIDEO_TEXT))
+    elif args.image is not None:
+        if not Path(args.image).is_file():
+            raise CLIError(f"--image {args.image!r}: no such file.")
+        try:
+            image = Image.open(args.image).convert("RGB")
+        except OSError as error:
+            raise CLIError(f"--image {args.image!r} is not a readable image: {error}") from error
+        jobs.append(("image", [image], args.text or DEFAULT_IMAGE_TEXT))
+    else:
+        try:
+            jobs.append(("video", load_frames(args.video), args.text or DEFAULT_VIDEO_TEXT))
+        except (FileNotFoundError, ValueError, ImportError) as error:
+            raise CLIError(f"--video: {error}") from error
+
+    model, processor = _load_model(args.model, args.device, args.dtype)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frames, text in jobs:
+        media = {"video": frames} if name == "video" else {"image": frames[0]}
+        try:
+            result = model.predict_forward(text=text, processor=processor, max_new_tokens=args.max_new_tokens, **media)
+        except (TypeError, ValueError) as error:
+            raise CLIError(str(error)) from error
+        paths = _write_result(out_dir, name, frames, result)
+        print(f"{name}: {result['prediction']!r} -> {len(result['prediction_masks'])} mask(s)")
+        print(f"  wrote {out_dir / (name + '.json')} and {len(paths)} overlay PNG(s) ({paths[0].name}...)")
+    print(f"Results are in {out_dir.resolve()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sa2va-hf", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("predict", help="answer a question about an image or a video and segment it")
+    run.add_argument("--model", default=DEFAULT_MODEL, help=f"folder, Hub id or preset (default: {DEFAULT_MODEL})")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--image", help="an image file (default: the bundled sample image and clip)")
+    source.add_argument("--video", help="a video file or a folder of frames")
+    run.add_argument("--text", help="the question; put <image> where the image goes")
+    run.add_argument("--out", default="sa2va_outputs", help="output folder (default: ./sa2va_outputs)")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    run.add_argument("--max-new-tokens", type=int, default=64)
+    run.set_defaults(func=predict)
+
+    convert = commands.add_parser("convert", help="convert checkpoints into the sa2va-hf format")
+    convert_kinds = convert.add_subparsers(dest="kind", required=True)
+    official = convert_kinds.add_parser("official", help="an official ByteDance Sa2VA Hub folder", add_help=False)
+    official.set_defaults(func=lambda args: _convert_official(args.rest))
+    official.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _convert_official(argv: list[str]) -> int:
+    from .conversion.convert_official import main as convert_main
+
+    return convert_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CLIError as error:
+        print(f"sa2va-hf {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""Sa2VA: a vision-language model whose `[SEG]` tokens prompt SAM-2 for a mask per frame."""
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModelForImageTextToText, GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers.utils import ModelOutput, logging
+
+from .configuration_sa2va import Sa2VAConfig
+from .image_processing_sa2va import Sa2VAImageProcessor
+from .modeling_sa2va_sam2 import Sa2VASam2Model
+from .processing_sa2va import Sa2VAProcessor
+
+
+logger = logging.get_logger(__name__)
+
+# Official `predict_forward` generation: greedy, up to 2048 new tokens.
+DEFAULT_MAX_NEW_TOKENS = 2048
+
+
+@dataclass
+class Sa2VACausalLMOutputWithPast(ModelOutput):
+    r"""
+    Output of [`Sa2VAForConditionalGeneration.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): total loss (the language-model loss for now).
+        lm_loss (`torch.FloatTensor` of shape `(1,)`, *optional*): next-token cross-entropy on `labels`.
+        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`): language-model logits.
+        past_key_values (`Cache`, *optional*): the VLM's key/value cache.
+        hidden_states (`tuple[torch.FloatTensor]`, *optional*): the VLM's hidden states per layer.
+        attentions (`tuple[torch.FloatTensor]`, *optional*): the VLM's attention weights per layer.
+    """
+
+    loss: torch.FloatTensor | None = None
+    lm_loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    past_key_values: object | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def select_key_frames(num_frames: int, num_key_frames: int, strategy: str) -> list[int]:
+    """Frames shown to the VLM and prompted in SAM-2: `"first"` (official) takes frames `0..k-1`, `"uniform"` spreads
+    `k` frames over the video (always including the first), with `k = min(num_key_frames, num_frames)`."""
+    count = min(num_key_frames, num_frames)
+    if strategy == "first":
+        return list(range(count))
+    if strategy == "uniform":
+        return sorted({int(round(i * (num_frames - 1) / max(count - 1, 1))) for i in range(count)})
+    raise ValueError(f"`key_frame_strategy` must be 'first' or 'uniform', got {strategy!r}.")
+
+
+class Sa2VAPreTrainedModel(PreTrainedModel):
+    config: Sa2VAConfig
+    config_class = Sa2VAConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    input_modalities = ("image", "video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = [
+        "InternVLVisionLayer",
+        "Qwen2_5_VLVisionBlock",
+        "Qwen3VLVisionBlock",
+        "Qwen2DecoderLayer",
+        "LlamaDecoderLayer",
+        "Qwen2_5_VLDecoderLayer",
+        "Qwen3VLTextDecoderLayer",
+        "Sa2VASam2Model",
+    ]
+    _skip_keys_device_placement = "past_key_values"
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+
+
+class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
+    r"""
+    Sa2VA: the VLM (`vlm`, a transformers InternVL / Qwen2.5-VL / Qwen3-VL model) answers in text; the final hidden
+    state at each `[SEG]` it writes goes through `seg_projector` and prompts SAM-2 (`sam2`), which returns a mask on
+    every frame.
+
+    Example:
+
+    ```python
+    >>> from transformers import AutoModel, AutoProcessor
+    >>> from PIL import Image
+
+    >>> model = AutoModel.from_pretrained("org/Sa2VA-InternVL3-2B", trust_remote_code=True)
+    >>> processor = AutoProcessor.from_pretrained("org/Sa2VA-InternVL3-2B", trust_remote_code=True)
+    >>> result = model.predict_forward(image=Image.open("cat.jpg"), text="<image>Please segment the cat.",
+    ...                                processor=processor)
+    >>> result["prediction"], result["prediction_masks"][0].shape  # ('Sure, [SEG].<|im_end|>', (1, H, W))
+    ```
+    """
+
+    def __init__(self, config: Sa2VAConfig):
+        super().__init__(config)
+        self.vlm = AutoModelForImageTextToText.from_config(config.vlm_config)
+        self.sam2 = Sa2VASam2Model(config.sam2_config, blank_absent_objects=config.blank_absent_objects)
+        hidden_size = config.text_config.hidden_size
+        self.seg_projector = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, config.seg_hidden_size)
+        )
+        self.post_init()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`; a model registered for remote code also maps `AutoModelForCausalLM` and
+        `AutoModelForImageTextToText` to this class in `config.json`'s `auto_map`."""
+        if self._auto_class is not None:
+            target = f"{Path(__file__).stem}.{type(self).__name__}"
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            for auto_class in ("AutoModelForCausalLM", "AutoModelForImageTextToText"):
+                auto_map.setdefault(auto_class, target)
+            self.config.auto_map = auto_map
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.vlm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.vlm.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.vlm.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.vlm.set_output_embeddings(value)
+
+    @property
+    def final_norm(self) -> nn.Module:
+        """The language model's final norm: its output is the final-layer hidden state that `[SEG]` prompts use."""
+        return self.vlm.model.language_model.norm
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> Sa2VACausalLMOutputWithPast:
+        r"""
+        Run the VLM, with the language-model loss when `labels` are given.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): prompt ids from the processor.
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*).
+            pixel_values (`torch.FloatTensor`, *optional*): the VLM view (InternVL `(num_tiles, 3, 448, 448)`;
+                Qwen-VL `(num_patches, patch_dim)` with `image_grid_thw` and `mm_token_type_ids` in `kwargs`).
+            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): target ids, -100 ignored.
+            kwargs: passed to the VLM (`image_grid_thw`, `mm_token_type_ids`, `past_key_values`, ...).
+        """
+        outputs = self.vlm(
+            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, labels=labels, **kwargs
+        )
+        return Sa2VACausalLMOutputWithPast(
+            loss=outputs.loss,
+            lm_loss=outputs.loss,
+            logits=outputs.logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def generate(self, *args, **kwargs):
+        """The VLM's `generate` (same arguments and outputs)."""
+        return self.vlm.generate(*args, **kwargs)
+
+    def project_seg_hidden_states(self, seg_hidden_states: torch.FloatTensor) -> torch.FloatTensor:
+        """`(num_objects, llm_hidden_size)` final-layer `[SEG]` states → `(num_objects, sam2_hidden_size)` prompts."""
+        return self.seg_projector(seg_hidden_states.to(self.seg_projector[0].weight.dtype))
+
+    def decode_masks(
+        self,
+        seg_embeddings: torch.FloatTensor,
+        sam_pixel_values: torch.FloatTensor,
+        key_frame_indices: list[int] | None = None,
+        show_progress: bool = False,
+    ) -> torch.FloatTensor:
+        r"""
+        Low-resolution mask logits for projected `[SEG]` prompts on an image or every frame of a video.
+
+        Args:
+            seg_embeddings (`torch.FloatTensor` of shape `(num_objects, sam2_hidden_size)`): from
+                [`project_seg_hidden_states`].
+            sam_pixel_values (`torch.FloatTensor` of shape `(num_frames, 3, 1024, 1024)`): the SAM-2 view.
+            key_frame_indices (`list[int]`, *optional*): frames prompted with the embeddings; the others are tracked.
+                Default `[0]` for one frame, else the first `config.num_key_frames` frames.
+            show_progress (`bool`, *optional*, defaults to `False`): progress bar over tracked frames.
+
+        Returns:
+            `torch.FloatTensor` of shape `(num_objects, num_frames, 256, 256)`: mask logits (see
+            [`Sa2VAProcessor.post_process_masks`] for masks at the input size).
+        """
+        num_frames = sam_pixel_values.shape[0]
+        sam_pixel_values = sam_pixel_values.to(self.sam2.device, self.sam2.dtype)
+        seg_embeddings = seg_embeddings.to(self.sam2.device, self.sam2.dtype)
+        if key_frame_indices is None:
+            key_frame_indices = list(range(min(self.config.num_key_frames, num_frames)))
+        if num_frames == 1:
+            return self.sam2.segment_images(seg_embeddings, sam_pixel_values).pred_masks
+        logits = None
+        for frame_idx, frame_logits in self.sam2.propagate_language_prompts(
+            seg_embeddings, sam_pixel_values, key_frame_indices, show_progress=show_progress
+        ):
+            if logits is None:
+                logits = frame_logits.new_zeros(len(seg_embeddings), num_frames, *frame_logits.shape[-2:])
+            logits[:, frame_idx] = frame_logits[:, 0]
+        return logits
+
+    def _generation_config(self, processor: Sa2VAProcessor, generate_kwargs: dict) -> tuple[GenerationConfig, dict]:
+        """The official settings (greedy, 2048 new tokens, stop on EOS or a template stop word) updated by the
+        caller's `generate_kwargs`; returns the config and the kwargs that are not generation settings."""
+        generation_config = generate_kwargs.pop("generation_config", None)
+        if generation_config is None:
+            generation_config = GenerationConfig(
+                max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+                do_sample=False,
+                eos_token_id=processor.stop_token_ids or self.vlm.generation_config.eos_token_id,
+                pad_token_id=processor.tokenizer.pad_token_id,
+                stop_strings=processor.stop_strings or None,
+            )
+        else:
+            generation_config = copy.deepcopy(generation_config)
+        other_kwargs = generation_config.update(**generate_kwargs)
+        return generation_config, other_kwargs
+
+    @torch.no_grad()
+    def predict_forward(
+        self,
+        image=None,
+        video=None,
+        text: str | None = None,
+        past_text: str = "",
+        mask_prompts=None,
+        tokenizer=None,
+        processor: Sa2VAProcessor | None = None,
+        **generate_kwargs,
+    ) -> dict:
+        r"""
+        Answer `text` about an image, a video or nothing, and return a mask per frame for every `[SEG]` in the answer.
+
+        A drop-in for the official `predict_forward`: same arguments, same returned keys.
+
+        Args:
+            image (`PIL.Image.Image`, `np.ndarray` `(H, W, 3)` uint8, or a file path, *optional*): the image.
+            video (`list` of images, *optional*): every frame of a video (same kinds as `image`). The key frames
+                (`config.num_key_frames`, chosen by `config.key_frame_strategy`) go to the VLM; every frame gets a
+                mask. Wins over `image` when both are given, as in the official code.
+            text (`str`): the question, e.g. `"<image>Please segment the person."`.
+            past_text (`str`, *optional*): earlier turns in prompt form, prepended verbatim.
+            mask_prompts (*optional*): region masks for visual prompts; not supported in this version.
+            tokenizer (*optional*): the checkpoint's tokenizer (official call style); `processor` is preferred.
+            processor ([`Sa2VAProcessor`], *optional*): the checkpoint's processor.
+            generate_kwargs: passed to `generate` (`max_new_tokens`, `sequence_bias`, `generation_config`, ...).
+
+        Returns:
+            `dict` with `"prediction"` (`str`, the answer with special tokens kept) and `"prediction_masks"`
+            (`list[np.ndarray]`, one bool array `(num_frames, H, W)` per `[SEG]` in order, at the input's own size
+            (a video's first frame); `num_frames` is 1 for an image; empty without media or without `[SEG]`).
+        """
+        if mask_prompts is not None:
+            raise NotImplementedError("`mask_prompts` (visual prompts) are not supported yet.")
+        if text is None:
+            raise ValueError("`text` is required: the question to answer, e.g. '<image>Please segment the cat.'")
+        processor = self._resolve_processor(processor, tokenizer)
+        key_frame_indices = None
+        if video is not None:
+            frames = list(video)
+            if not frames:
+                raise ValueError("`video` is empty; pass a list of frames (PIL images, arrays or file paths).")
+            key_frame_indices = select_key_frames(
+                len(frames), self.config.num_key_frames, self.config.key_frame_strategy
+            )
+            prompt = processor.build_prompt(text, num_images=len(key_frame_indices), past_text=past_text)
+            inputs = processor(text=prompt, videos=frames, key_frame_indices=key_frame_indices, return_tensors="pt")
+        elif image is not None:
+            prompt = processor.build_prompt(text, num_images=1, past_text=past_text)
+            inputs = processor(text=prompt, images=[image], return_tensors="pt")
+        else:
+            prompt = processor.build_prompt(text, num_images=0, past_text=past_text)
+            inputs = processor(text=prompt, return_tensors="pt")
+        sam_pixel_values = inputs.pop("sam_pixel_values", None)
+        original_sizes = inputs.pop("original_sizes", None)
+        inputs.pop("num_tiles", None)
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+
+        generation_config, other_kwargs = self._generation_config(processor, generate_kwargs)
+        sequences, fed_back_states = self._generate_with_final_states(
+            inputs, generation_config, tokenizer=processor.tokenizer, **other_kwargs
+        )
+        generated = sequences[0, inputs["input_ids"].shape[1] :]
+        prediction = processor.tokenizer.decode(generated, skip_special_tokens=False).strip()
+        if sam_pixel_values is None:
+            return {"prediction": prediction, "prediction_masks": []}
+
+        seg_positions = (generated[:-1] == processor.seg_token_id).nonzero().flatten()
+        if generated.numel() and generated[-1] == processor.seg_token_id:
+            logger.warning("The answer ends with [SEG] (max_new_tokens reached?): that [SEG] gets no mask.")
+        if seg_positions.numel() == 0:
+            return {"prediction": prediction, "prediction_masks": []}
+        seg_embeddings = self.project_seg_hidden_states(fed_back_states[seg_positions])
+        mask_logits = self.decode_masks(seg_embeddings, sam_pixel_values, key_frame_indices)
+        height, width = (int(v) for v in original_sizes[0])
+        masks = processor.post_process_masks(mask_logits.float().cpu(), (height, width), self.config.mask_threshold)
+        return {"prediction": prediction, "prediction_masks": [np.asarray(m.numpy(), dtype=bool) for m in masks]}
+
+    def _generate_with_final_states(
+        self, inputs, generation_config: GenerationConfig, **generate_kwargs
+    ) -> tuple[torch.LongTensor, torch.FloatTensor]:
+        """Generate, and keep the final-layer state of every generated token when it is fed back as input.
+
+        Returns:
+            `(sequences, states)`: `sequences` `(1, prompt_length + num_generated)` and `states`
+            `(num_generated - 1, hidden_size)`, row `i` the state at generated token `i` (the last token is never fed
+            back). A hook on the final norm records one row per decoding step, so no per-layer states are kept.
+        """
+        last_states: list[torch.Tensor] = []
+
+        def record(module, args, output):
+            last_states.append(output[0, -1])
+
+        handle = self.final_norm.register_forward_hook(record)
+        try:
+            sequences = self.vlm.generate(**inputs, generation_config=generation_config, **generate_kwargs)
+        finally:
+            handle.remove()
+        num_generated = sequences.shape[1] - inputs["input_ids"].shape[1]
+        fed_back = last_states[len(last_states) - (num_generated - 1) :] if num_generated > 1 else []
+        hidden_size = self.config.text_config.hidden_size
+        return sequences, torch.stack(fed_back) if fed_back else sequences.new_zeros((0, hidden_size), dtype=self.dtype)
+
+    def _resolve_processor(self, processor: Sa2VAProcessor | None, tokenizer) -> Sa2VAProcessor:
+        """The processor to use: the given one, or one built around a tokenizer (the official call style)."""
+        if processor is not None:
+            if not isinstance(processor, Sa2VAProcessor) and type(processor).__name__ != "Sa2VAProcessor":
+                raise TypeError(
+                    f"`processor` must be a Sa2VAProcessor (AutoProcessor.from_pretrained of this checkpoint), "
+                    f"got {type(processor).__name__}."
+                )
+            return processor
+        if tokenizer is None:
+            raise ValueError("Pass `processor=` (preferred) or `tokenizer=` to `predict_forward`.")
+        if tokenizer.chat_template is None:
+            raise ValueError(
+                "`tokenizer` has no chat template; pass `processor=AutoProcessor.from_pretrained(<checkpoint>)`."
+            )
+        source = getattr(tokenizer, "name_or_path", "")
+        if source and os.path.isdir(source) and (Path(source) / "processor_config.json").is_file():
+            return Sa2VAProcessor.from_pretrained(source)
+        return Sa2VAProcessor(
+            image_processor=Sa2VAImageProcessor(vlm_family=self.config.vlm_family),
+            tokenizer=tokenizer,
+            chat_template=tokenizer.chat_template,
+        )
+
+
+__all__ = ["Sa2VAForConditionalGeneration", "Sa2VAPreTrainedModel", "Sa2VACausalLMOutputWithPast", "select_key_frames"]
