@@ -65,7 +65,9 @@ def predict(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     jobs = []
     if args.image is None and args.video is None:
-        jobs.append(("image", [Image.open(_assets() / "sample_image.png").convert("RGB")], args.text or DEFAULT_IMAGE_TEXT))
+        jobs.append(
+            ("image", [Image.open(_assets() / "sample_image.png").convert("RGB")], args.text or DEFAULT_IMAGE_TEXT)
+        )
         jobs.append(("video", load_frames(_assets() / "sample_clip"), args.text or DEFAULT_VIDEO_TEXT))
     elif args.image is not None:
         if not Path(args.image).is_file():

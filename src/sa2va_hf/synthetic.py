@@ -81,7 +81,9 @@ def random_scene(seed: int, size: tuple[int, int] = (320, 240), num_shapes: int 
     return render_scene(random_shapes(rng, size, num_shapes), size, background)
 
 
-def random_clip(seed: int, size: tuple[int, int] = (320, 240), num_frames: int = 8, num_shapes: int = 3) -> list[Scene]:
+def random_clip(
+    seed: int, size: tuple[int, int] = (320, 240), num_frames: int = 8, num_shapes: int = 3
+) -> list[Scene]:
     """A seeded clip: the shapes of one scene drift in straight lines, bouncing off the borders."""
     rng = np.random.default_rng(seed)
     width, height = size

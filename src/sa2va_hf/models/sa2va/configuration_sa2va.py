@@ -70,7 +70,9 @@ class Sa2VAConfig(PreTrainedConfig):
     model_type = "sa2va"
     sub_configs_defaults = {
         "vlm_config": SubConfigSpec(config_class=AutoConfig, model_type="internvl"),
-        "sam2_config": SubConfigSpec(config_class=AutoConfig, model_type="sam2_video", init_kwargs=sam2_hiera_large_config()),
+        "sam2_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="sam2_video", init_kwargs=sam2_hiera_large_config()
+        ),
     }
 
     vlm_config: dict | PreTrainedConfig | None = None

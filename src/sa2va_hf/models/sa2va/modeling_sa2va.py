@@ -336,7 +336,9 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         num_generated = sequences.shape[1] - inputs["input_ids"].shape[1]
         fed_back = last_states[len(last_states) - (num_generated - 1) :] if num_generated > 1 else []
         hidden_size = self.config.text_config.hidden_size
-        return sequences, torch.stack(fed_back) if fed_back else sequences.new_zeros((0, hidden_size), dtype=self.dtype)
+        return sequences, torch.stack(fed_back) if fed_back else sequences.new_zeros(
+            (0, hidden_size), dtype=self.dtype
+        )
 
     def _resolve_processor(self, processor: Sa2VAProcessor | None, tokenizer) -> Sa2VAProcessor:
         """The processor to use: the given one, or one built around a tokenizer (the official call style)."""

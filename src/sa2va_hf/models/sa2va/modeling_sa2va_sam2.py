@@ -78,11 +78,15 @@ class Sa2VASam2Model(Sam2VideoModel):
         self.blank_absent_objects = blank_absent_objects
         self.post_init()
 
-    def _single_frame_forward(self, *args, multimask_output: bool = True, **kwargs) -> Sam2VideoImageSegmentationOutput:
+    def _single_frame_forward(
+        self, *args, multimask_output: bool = True, **kwargs
+    ) -> Sam2VideoImageSegmentationOutput:
         if self.blank_absent_objects:
             return super()._single_frame_forward(*args, multimask_output=multimask_output, **kwargs)
         decoder_outputs = []
-        handle = self.mask_decoder.register_forward_hook(lambda module, inputs, outputs: decoder_outputs.append(outputs))
+        handle = self.mask_decoder.register_forward_hook(
+            lambda module, inputs, outputs: decoder_outputs.append(outputs)
+        )
         try:
             output = super()._single_frame_forward(*args, multimask_output=multimask_output, **kwargs)
         finally:
@@ -184,7 +188,10 @@ class Sa2VASam2Model(Sam2VideoModel):
             self(session, frame_idx=frame_idx)
             session.obj_with_new_inputs = []
         first = min(key_frame_indices)
-        for output in self.propagate_in_video_iterator(session, start_frame_idx=first, show_progress_bar=show_progress):
+        for output in self.propagate_in_video_iterator(
+            session, start_frame_idx=first, show_progress_bar=show_progress
+        ):
             yield output.frame_idx, output.pred_masks
+
 
 __all__ = ["Sa2VASam2Model", "Sa2VASam2InferenceSession"]

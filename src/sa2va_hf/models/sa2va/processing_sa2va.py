@@ -49,7 +49,9 @@ class Sa2VAProcessor(ProcessorMixin):
         super().__init__(image_processor, tokenizer, chat_template=chat_template, **kwargs)
         self.stop_words = list(stop_words or [])
         self.image_seq_length = image_seq_length
-        missing = [token for token in (*SA2VA_SPECIAL_TOKENS, *self.image_tokens.values()) if self._token_id(token) is None]
+        missing = [
+            token for token in (*SA2VA_SPECIAL_TOKENS, *self.image_tokens.values()) if self._token_id(token) is None
+        ]
         if missing:
             raise ValueError(
                 f"`tokenizer` lacks the tokens {missing}; add them with "
