@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from transformers import (
 
 from ..models.sa2va.configuration_sa2va import Sa2VAConfig, sam2_hiera_large_config
 from .key_mapping import TensorGroup, describe_key_tables, plan_tensor_groups, rename_keys
+from .official_processor import build_official_processor, save_config_and_code
 
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 
 # Tokenizer files of the official Hub folders (Qwen BPE for InternVL-Qwen and Qwen-VL models, sentencepiece for the
-# InternLM2 ones) and the Qwen-VL chat template. The image processor is ours, so `preprocessor_config.json` stays.
+# InternLM2 ones) and the Qwen-VL chat template. The converted folder gets our processor instead (tokenizer files,
+# `processor_config.json`, chat template).
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -710,25 +711,6 @@ def _write_weights(plan: _ConversionPlan, dst_dir: Path, *, dtype: torch.dtype |
         (dst_dir / WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
 
 
-def copy_tokenizer_files(src_dir: str | Path, dst_dir: str | Path) -> list[Path]:
-    """Copy the tokenizer files (and a Qwen-VL chat template) of an official checkpoint folder.
-
-    Args:
-        src_dir (`str` or `Path`): the official checkpoint folder.
-        dst_dir (`str` or `Path`): the output folder.
-
-    Returns:
-        `list[Path]`: the files written, among `TOKENIZER_FILES`.
-    """
-    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    copied = []
-    for name in TOKENIZER_FILES:
-        if (src_dir / name).is_file():
-            shutil.copyfile(src_dir / name, dst_dir / name)
-            copied.append(dst_dir / name)
-    return copied
-
-
 def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
@@ -787,8 +769,9 @@ def convert_official_checkpoint(
     config = translated.config
     floating = {source.dtype for source in plan.sources.values() if source.dtype.is_floating_point}
     config.dtype = torch_dtype or (floating.pop() if len(floating) == 1 else None)
-    config.save_pretrained(dst_dir)
-    copied = copy_tokenizer_files(src_dir, dst_dir)
+    save_config_and_code(config, dst_dir)
+    processor = build_official_processor(src_dir, config.vlm_family, translated.template, translated.key_family)
+    processor.save_pretrained(dst_dir)
     logger.info(
         "Converted %s (%s, template %s): %d tensors -> %d in %d file(s); copied %s.",
         src_dir,
@@ -797,7 +780,7 @@ def convert_official_checkpoint(
         len(plan.sources),
         sum(len(targets) for targets in plan.filename_to_targets.values()),
         len(plan.filename_to_targets),
-        ", ".join(path.name for path in copied) or "no tokenizer files",
+        "the processor",
     )
     return dst_dir
 
@@ -852,7 +835,6 @@ __all__ = [
     "OfficialCheckpointConfig",
     "check_official_layout",
     "convert_official_checkpoint",
-    "copy_tokenizer_files",
     "expected_state_dict_shapes",
     "find_checkpoint_shards",
     "load_official_config",

@@ -22,6 +22,11 @@ logger = logging.get_logger(__name__)
 # Official `predict_forward` generation: greedy, up to 2048 new tokens.
 DEFAULT_MAX_NEW_TOKENS = 2048
 
+# The [SEG] prompt is the last entry of `output_hidden_states` as the released checkpoints were trained and run with
+# (transformers 4.5x): after the LLM's final norm for InternVL's LLMs and Qwen2.5-VL, but before it for Qwen3-VL,
+# whose text model then appended the last decoder layer's output un-normalised (the official fixture confirms both).
+SEG_STATE_AFTER_FINAL_NORM = {"internvl": True, "qwen2_5_vl": True, "qwen3_vl": False}
+
 
 @dataclass
 class Sa2VACausalLMOutputWithPast(ModelOutput):
@@ -109,15 +114,18 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         )
         self.post_init()
 
+    @classmethod
+    def remote_code_auto_map(cls) -> dict[str, str]:
+        """The `config.json` `auto_map` entries that load a saved checkpoint with this class as remote code."""
+        target = f"{Path(__file__).stem}.{cls.__name__}"
+        return {
+            auto_class: target for auto_class in ("AutoModel", "AutoModelForCausalLM", "AutoModelForImageTextToText")
+        }
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`; a model registered for remote code also maps `AutoModelForCausalLM` and
-        `AutoModelForImageTextToText` to this class in `config.json`'s `auto_map`."""
+        """`PreTrainedModel.save_pretrained`; a model registered for remote code maps every Auto class it serves."""
         if self._auto_class is not None:
-            target = f"{Path(__file__).stem}.{type(self).__name__}"
-            auto_map = dict(getattr(self.config, "auto_map", None) or {})
-            for auto_class in ("AutoModelForCausalLM", "AutoModelForImageTextToText"):
-                auto_map.setdefault(auto_class, target)
-            self.config.auto_map = auto_map
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.remote_code_auto_map()}
         super().save_pretrained(save_directory, *args, **kwargs)
 
     def get_input_embeddings(self) -> nn.Module:
@@ -134,7 +142,7 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
 
     @property
     def final_norm(self) -> nn.Module:
-        """The language model's final norm: its output is the final-layer hidden state that `[SEG]` prompts use."""
+        """The language model's final norm; its output (or input, for Qwen3-VL) is the state `[SEG]` prompts use."""
         return self.vlm.model.language_model.norm
 
     def forward(
@@ -316,17 +324,19 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
     def _generate_with_final_states(
         self, inputs, generation_config: GenerationConfig, **generate_kwargs
     ) -> tuple[torch.LongTensor, torch.FloatTensor]:
-        """Generate, and keep the final-layer state of every generated token when it is fed back as input.
+        """Generate, and keep the last-layer state of every generated token when it is fed back as input.
 
         Returns:
             `(sequences, states)`: `sequences` `(1, prompt_length + num_generated)` and `states`
             `(num_generated - 1, hidden_size)`, row `i` the state at generated token `i` (the last token is never fed
-            back). A hook on the final norm records one row per decoding step, so no per-layer states are kept.
+            back). A hook on the final norm records one row per decoding step (its output, or its input where
+            `SEG_STATE_AFTER_FINAL_NORM` says so), so no per-layer states are kept.
         """
         last_states: list[torch.Tensor] = []
+        after_norm = SEG_STATE_AFTER_FINAL_NORM[self.config.vlm_family]
 
         def record(module, args, output):
-            last_states.append(output[0, -1])
+            last_states.append((output if after_norm else args[0])[0, -1])
 
         handle = self.final_norm.register_forward_hook(record)
         try:
