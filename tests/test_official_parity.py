@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from conftest import FIXTURES, official_fixture
 from sa2va_hf.conversion.convert_official import convert_official_checkpoint
@@ -33,8 +34,33 @@ def fixture_cases(folder) -> tuple[dict, dict]:
     return recorded["cases"], recorded["generation"]
 
 
+class SequenceBiasAsInTransformers4(LogitsProcessor):
+    """Multi-token `sequence_bias` entries as transformers 4.x applied them, which the fixtures were recorded with: an
+    entry counts only once the sequence is at least as long as the entry. (Transformers 5 applies it as soon as the
+    sequence is as long as its prefix; InternVL-family generation starts from embeddings, so this differs right after
+    the first generated token.)"""
+
+    def __init__(self, entries: dict[tuple[int, ...], float]):
+        self.entries = entries
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.clone()
+        for sequence, bias in self.entries.items():
+            if len(sequence) > input_ids.shape[1]:
+                continue
+            matching = (input_ids[:, input_ids.shape[1] - len(sequence) + 1 :] == torch.tensor(sequence[:-1])).all(-1)
+            scores[:, sequence[-1]] += torch.where(matching, bias, 0.0)
+        return scores
+
+
 def generation_kwargs(generation: dict) -> dict:
-    kwargs = {"sequence_bias": {tuple(ids): bias for ids, bias in generation["sequence_bias"]}}
+    biases = {tuple(ids): bias for ids, bias in generation["sequence_bias"]}
+    kwargs = {
+        "sequence_bias": {ids: bias for ids, bias in biases.items() if len(ids) == 1},
+        "logits_processor": LogitsProcessorList(
+            [SequenceBiasAsInTransformers4({ids: bias for ids, bias in biases.items() if len(ids) > 1})]
+        ),
+    }
     kwargs["max_new_tokens"] = generation.get("max_new_tokens") or 2048
     if generation.get("forced_eos_token_id") is not None:
         kwargs["forced_eos_token_id"] = generation["forced_eos_token_id"]
@@ -66,7 +92,7 @@ def run_case(model, processor, folder, case_name: str, case: dict, generation: d
 
     def capture_generate(*args, **kwargs):
         captured["sequences"] = generate(*args, **kwargs)
-        captured["prompt_length"] = kwargs["input_ids"].shape[1]
+        captured["prompt_length"] = kwargs["input_ids"].shape[1] if "input_ids" in kwargs else 0
         return captured["sequences"]
 
     def capture_decode_masks(*args, **kwargs):
@@ -79,6 +105,9 @@ def run_case(model, processor, folder, case_name: str, case: dict, generation: d
         media = {}
         if case_name in ("image", "vp"):
             media["image"] = Image.open(folder / "image.png")
+        if case_name == "vp":
+            regions = [np.asarray(Image.open(folder / name)) > 127 for name in case["mask_prompts_input"]["files"]]
+            media["mask_prompts"] = [np.stack(regions).astype(np.float32)]
         elif case_name == "video":
             media["video"] = [Image.open(path) for path in sorted(folder.glob("video_frame_*.png"))]
         result = model.predict_forward(
@@ -97,8 +126,6 @@ def test_predict_forward_matches_the_official_outputs(converted, case_name):
     cases, generation = fixture_cases(folder)
     if case_name not in cases:
         pytest.skip(f"{folder.name} records no {case_name!r} case")
-    if case_name == "vp":
-        pytest.xfail("visual prompts (mask_prompts) are not implemented yet")
     recorded = np.load(folder / "outputs.npz")
     case = cases[case_name]
     torch.manual_seed(0)
@@ -133,13 +160,14 @@ def test_prompts_match_the_official_prompt_ids(converted):
     cases, _ = fixture_cases(folder)
     recorded = np.load(folder / "outputs.npz")
     for case_name, case in cases.items():
-        if case_name == "vp":
-            continue
-        num_images = {"image": 1, "video": 5}.get(case_name, 0)
+        num_images = {"image": 1, "vp": 1, "video": 5}.get(case_name, 0)
         prompt = processor.build_prompt(case["input_text"], num_images=num_images)
         media = {}
-        if case_name == "image":
+        if case_name in ("image", "vp"):
             media["images"] = [Image.open(folder / "image.png")]
+        if case_name == "vp":
+            regions = [np.asarray(Image.open(folder / name)) > 127 for name in case["mask_prompts_input"]["files"]]
+            media["mask_prompts"] = np.stack(regions)
         elif case_name == "video":
             media["videos"] = [Image.open(path) for path in sorted(folder.glob("video_frame_*.png"))]
             media["key_frame_indices"] = list(range(5))

@@ -27,6 +27,11 @@ DEFAULT_MAX_NEW_TOKENS = 2048
 # whose text model then appended the last decoder layer's output un-normalised (the official fixture confirms both).
 SEG_STATE_AFTER_FINAL_NORM = {"internvl": True, "qwen2_5_vl": True, "qwen3_vl": False}
 
+# How the official code prompts `generate`: InternVL from `inputs_embeds` with the image features in place, so the
+# returned sequences and the logits processors (`sequence_bias`, `repetition_penalty`, ...) see only generated
+# tokens; Qwen-VL from `input_ids`, prompt included.
+GENERATE_FROM_EMBEDDINGS = {"internvl": True, "qwen2_5_vl": False, "qwen3_vl": False}
+
 
 @dataclass
 class Sa2VACausalLMOutputWithPast(ModelOutput):
@@ -176,6 +181,39 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             attentions=outputs.attentions,
         )
 
+    def internvl_inputs_embeds(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.FloatTensor | None = None,
+        region_masks: torch.BoolTensor | None = None,
+    ) -> torch.FloatTensor:
+        r"""
+        Prompt embeddings of an InternVL-family Sa2VA, image features in place of the image tokens, in the order the
+        official model fills them: every tile's tokens, then for each visual-prompt region the last tile's (the
+        thumbnail's) tokens under its mask, row-major.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): prompt ids from the processor.
+            pixel_values (`torch.FloatTensor` of shape `(num_tiles, 3, tile_size, tile_size)`, *optional*).
+            region_masks (`torch.BoolTensor` of shape `(num_regions, grid, grid)`, *optional*): from the processor.
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`.
+        """
+        inputs_embeds = self.get_input_embeddings()(input_ids)
+        if pixel_values is None:
+            return inputs_embeds
+        tiles = self.vlm.model.get_image_features(pixel_values=pixel_values, return_dict=True).pooler_output
+        regions = [] if region_masks is None else [tiles[-1][mask.flatten()] for mask in region_masks]
+        features = torch.cat([tiles.flatten(0, 1), *regions]).to(inputs_embeds.dtype)
+        image_positions = input_ids == self.config.vlm_config.image_token_id
+        if int(image_positions.sum()) != features.shape[0]:
+            raise ValueError(
+                f"The prompt has {int(image_positions.sum())} image tokens but the image gives {features.shape[0]} "
+                "features; build inputs with the checkpoint's processor."
+            )
+        return inputs_embeds.masked_scatter(image_positions[..., None], features)
+
     def generate(self, *args, **kwargs):
         """The VLM's `generate` (same arguments and outputs)."""
         return self.vlm.generate(*args, **kwargs)
@@ -263,7 +301,9 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
                 mask. Wins over `image` when both are given, as in the official code.
             text (`str`): the question, e.g. `"<image>Please segment the person."`.
             past_text (`str`, *optional*): earlier turns in prompt form, prepended verbatim.
-            mask_prompts (*optional*): region masks for visual prompts; not supported in this version.
+            mask_prompts (*optional*): visual prompts on `image` (InternVL-family checkpoints): region masks
+                `(num_regions, H, W)` at the image's size, or the official `[masks]`; the question refers to them as
+                `region1`, `region2`, ...
             tokenizer (*optional*): the checkpoint's tokenizer (official call style); `processor` is preferred.
             processor ([`Sa2VAProcessor`], *optional*): the checkpoint's processor.
             generate_kwargs: passed to `generate` (`max_new_tokens`, `sequence_bias`, `generation_config`, ...).
@@ -273,8 +313,6 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             (`list[np.ndarray]`, one bool array `(num_frames, H, W)` per `[SEG]` in order, at the input's own size
             (a video's first frame); `num_frames` is 1 for an image; empty without media or without `[SEG]`).
         """
-        if mask_prompts is not None:
-            raise NotImplementedError("`mask_prompts` (visual prompts) are not supported yet.")
         if text is None:
             raise ValueError("`text` is required: the question to answer, e.g. '<image>Please segment the cat.'")
         processor = self._resolve_processor(processor, tokenizer)
@@ -290,22 +328,29 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             inputs = processor(text=prompt, videos=frames, key_frame_indices=key_frame_indices, return_tensors="pt")
         elif image is not None:
             prompt = processor.build_prompt(text, num_images=1, past_text=past_text)
-            inputs = processor(text=prompt, images=[image], return_tensors="pt")
+            inputs = processor(text=prompt, images=[image], mask_prompts=mask_prompts, return_tensors="pt")
         else:
             prompt = processor.build_prompt(text, num_images=0, past_text=past_text)
-            inputs = processor(text=prompt, return_tensors="pt")
+            inputs = processor(text=prompt, mask_prompts=mask_prompts, return_tensors="pt")
         sam_pixel_values = inputs.pop("sam_pixel_values", None)
         original_sizes = inputs.pop("original_sizes", None)
         inputs.pop("num_tiles", None)
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        if GENERATE_FROM_EMBEDDINGS[self.config.vlm_family]:
+            inputs = {
+                "inputs_embeds": self.internvl_inputs_embeds(
+                    inputs["input_ids"], inputs.get("pixel_values"), inputs.get("region_masks")
+                ),
+                "attention_mask": inputs["attention_mask"],
+            }
 
         generation_config, other_kwargs = self._generation_config(processor, generate_kwargs)
         sequences, fed_back_states = self._generate_with_final_states(
             inputs, generation_config, tokenizer=processor.tokenizer, **other_kwargs
         )
-        generated = sequences[0, inputs["input_ids"].shape[1] :]
+        generated = sequences[0, self._prompt_length_in_sequences(inputs) :]
         prediction = processor.tokenizer.decode(generated, skip_special_tokens=False).strip()
         if sam_pixel_values is None:
             return {"prediction": prediction, "prediction_masks": []}
@@ -327,7 +372,8 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         """Generate, and keep the last-layer state of every generated token when it is fed back as input.
 
         Returns:
-            `(sequences, states)`: `sequences` `(1, prompt_length + num_generated)` and `states`
+            `(sequences, states)`: `sequences` `(1, num_prompt_tokens + num_generated)` (no prompt tokens when
+            generating from `inputs_embeds`) and `states`
             `(num_generated - 1, hidden_size)`, row `i` the state at generated token `i` (the last token is never fed
             back). A hook on the final norm records one row per decoding step (its output, or its input where
             `SEG_STATE_AFTER_FINAL_NORM` says so), so no per-layer states are kept.
@@ -343,12 +389,17 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             sequences = self.vlm.generate(**inputs, generation_config=generation_config, **generate_kwargs)
         finally:
             handle.remove()
-        num_generated = sequences.shape[1] - inputs["input_ids"].shape[1]
+        num_generated = sequences.shape[1] - self._prompt_length_in_sequences(inputs)
         fed_back = last_states[len(last_states) - (num_generated - 1) :] if num_generated > 1 else []
         hidden_size = self.config.text_config.hidden_size
         return sequences, torch.stack(fed_back) if fed_back else sequences.new_zeros(
             (0, hidden_size), dtype=self.dtype
         )
+
+    @staticmethod
+    def _prompt_length_in_sequences(generate_inputs: dict) -> int:
+        """How many prompt tokens `generate` puts in front of the new ones (none when prompted with embeddings)."""
+        return generate_inputs["input_ids"].shape[1] if "input_ids" in generate_inputs else 0
 
     def _resolve_processor(self, processor: Sa2VAProcessor | None, tokenizer) -> Sa2VAProcessor:
         """The processor to use: the given one, or one built around a tokenizer (the official call style)."""

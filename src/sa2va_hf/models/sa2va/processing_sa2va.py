@@ -3,11 +3,16 @@
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import BatchFeature, ProcessorMixin
+from transformers.utils import logging
 
 from .chat_templates_sa2va import IMAGE_PLACEHOLDER
 
+
+logger = logging.get_logger(__name__)
 
 # Tokens every Sa2VA tokenizer holds: the mask token, phrase markers for grounded captions, region markers.
 SA2VA_SPECIAL_TOKENS = ("[SEG]", "<p>", "</p>", "<vp>", "</vp>")
@@ -126,6 +131,7 @@ class Sa2VAProcessor(ProcessorMixin):
         images=None,
         videos=None,
         key_frame_indices: Sequence[int] | None = None,
+        mask_prompts=None,
         return_tensors: str = "pt",
         **kwargs,
     ) -> BatchFeature:
@@ -138,11 +144,16 @@ class Sa2VAProcessor(ProcessorMixin):
                 or a file path).
             videos (`list` of frames, *optional*): one video; its key frames fill the placeholders.
             key_frame_indices (`Sequence[int]`, *optional*): frames of `videos` shown to the VLM (default: the first 5).
+            mask_prompts (*optional*): visual prompts for one image (InternVL family): region masks, an array or
+                tensor `(num_regions, H, W)` at the image's size, or a list whose first element is one (official
+                style). Each region becomes `region{i}<vp>...</vp>` after the image, filled with the thumbnail's
+                features under the region.
 
         Returns:
             [`BatchFeature`] with `input_ids`, `attention_mask` `(batch_size, sequence_length)`; with media also
             `pixel_values` (VLM view), `sam_pixel_values` `(num_frames, 3, 1024, 1024)`, `original_sizes`
-            `(num_frames, 2)`, and for Qwen-VL `image_grid_thw` `(num_images, 3)` and `mm_token_type_ids`.
+            `(num_frames, 2)`, and for Qwen-VL `image_grid_thw` `(num_images, 3)` and `mm_token_type_ids`; with
+            `mask_prompts` also `region_masks` `(num_regions, grid, grid)` (bool, the thumbnail's token grid).
         """
         texts = [text] if isinstance(text, str) else list(text)
         if not texts or not all(isinstance(t, str) for t in texts):
@@ -157,7 +168,11 @@ class Sa2VAProcessor(ProcessorMixin):
             vision = self.image_processor.preprocess(
                 media, is_video=is_video, key_frame_indices=key_frame_indices, return_tensors="pt"
             )
+            if mask_prompts is not None:
+                vision["region_masks"] = self.region_masks(mask_prompts, is_video=is_video, num_images=len(media))
             texts = self._expand_image_tokens(texts, vision, is_video)
+        elif mask_prompts is not None:
+            raise ValueError("`mask_prompts` need the image they were drawn on: pass `images=[image]`.")
         elif any(self._count_placeholders(t) for t in texts):
             raise ValueError("`text` has image placeholders but no `images` or `videos` were given.")
         encoding = self.tokenizer(texts, padding=len(texts) > 1, return_tensors=return_tensors, **kwargs)
@@ -191,8 +206,49 @@ class Sa2VAProcessor(ProcessorMixin):
             for thw in vision["image_grid_thw"]
         ]
 
+    def region_masks(self, mask_prompts, is_video: bool = False, num_images: int = 1) -> torch.BoolTensor:
+        """Region masks `(num_regions, H, W)` → the thumbnail's token grid `(num_regions, grid, grid)` (nearest), as the
+        official model pools visual prompts."""
+        if self.vlm_family != "internvl":
+            raise ValueError(
+                f"`mask_prompts` (visual prompts) work with InternVL-family Sa2VA checkpoints only; this processor is "
+                f"for {self.vlm_family}, whose Sa2VA training had no region prompts."
+            )
+        if is_video or num_images != 1:
+            raise ValueError("`mask_prompts` apply to a single image; pass one image and no video.")
+        if isinstance(mask_prompts, list | tuple):
+            if len(mask_prompts) != 1:
+                raise ValueError(
+                    f"`mask_prompts` as a list must hold one array (regions, H, W); got {len(mask_prompts)}."
+                )
+            mask_prompts = mask_prompts[0]
+        masks = torch.as_tensor(
+            np.asarray(mask_prompts) if not isinstance(mask_prompts, torch.Tensor) else mask_prompts
+        )
+        if masks.ndim != 3 or masks.shape[0] == 0:
+            raise ValueError(f"`mask_prompts` must have shape (num_regions, H, W), got {tuple(masks.shape)}.")
+        grid = int(round(self.image_seq_length**0.5))
+        regions = F.interpolate(masks[None].float(), size=(grid, grid), mode="nearest")[0] > 0.5
+        for index, count in enumerate(regions.flatten(1).sum(1).tolist()):
+            if count == 0:
+                logger.warning(
+                    f"mask_prompts region {index + 1} covers no cell of the {grid}x{grid} token grid: it gets no "
+                    "image tokens (as in the official model). Draw a larger region."
+                )
+        return regions
+
+    def _region_prompt(self, region_masks: torch.BoolTensor) -> str:
+        """The official visual-prompt sentence that follows the image: one `<vp>` run per region."""
+        context = self.image_tokens["context"]
+        regions = ", ".join(
+            f"region{index + 1}<vp>{context * int(mask.sum())}</vp>" for index, mask in enumerate(region_masks)
+        )
+        return f"\nThere are {len(region_masks)} part regions in the picture: {regions}.\n"
+
     def _expand_image_tokens(self, texts: list[str], vision: BatchFeature, is_video: bool) -> list[str]:
         runs = self._image_token_runs(vision, is_video)
+        if "region_masks" in vision:
+            runs[-1] += self._region_prompt(vision["region_masks"])
         placeholder = self._placeholder()
         found = sum(t.count(placeholder) for t in texts)
         if found != len(runs):
