@@ -21,9 +21,9 @@ FRAMES = [scene.image for scene in random_clip(seed=4, size=(64, 48), num_frames
 TEXT = "<image>Please segment the red circle."
 
 
-def seg_bias(processor: Sa2VAProcessor, bias: float = 4.0) -> dict:
+def seg_bias(processor: Sa2VAProcessor, bias: float = 4.0, max_new_tokens: int = 6) -> dict:
     """Generation kwargs that make a random tiny model write [SEG] often and stop after a few tokens."""
-    return {"sequence_bias": {(processor.seg_token_id,): bias}, "max_new_tokens": 6}
+    return {"sequence_bias": {(processor.seg_token_id,): bias}, "max_new_tokens": max_new_tokens}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -42,7 +42,9 @@ def test_image_gives_one_mask_per_seg_at_input_size(tiny_models, family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_video_gives_a_mask_on_every_frame(tiny_models, family):
     model, processor = tiny_models(family)
-    result = model.predict_forward(video=FRAMES, text=TEXT, processor=processor, **seg_bias(processor, 6.0))
+    result = model.predict_forward(
+        video=FRAMES, text=TEXT, processor=processor, **seg_bias(processor, 8.0, max_new_tokens=3)
+    )
     assert result["prediction_masks"], result["prediction"]
     for mask in result["prediction_masks"]:
         assert mask.dtype == np.bool_ and mask.shape == (len(FRAMES), FRAMES[0].height, FRAMES[0].width)

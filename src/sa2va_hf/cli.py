@@ -60,7 +60,7 @@ def _write_result(out_dir: Path, name: str, frames: list[Image.Image], result: d
 
 
 def predict(args: argparse.Namespace) -> int:
-    from .video import load_frames
+    from .models.sa2va.video_io_sa2va import load_frames
 
     out_dir = Path(args.out)
     jobs = []

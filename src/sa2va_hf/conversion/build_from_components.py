@@ -37,11 +37,13 @@ The output folder (`save_pretrained` of the model and the processor, remote code
 import argparse
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForImageTextToText,
     AutoTokenizer,
     PreTrainedConfig,
@@ -203,9 +205,9 @@ def resize_vocabulary(vlm: PreTrainedModel, num_tokens: int) -> None:
         num_tokens (`int`): the new vocabulary size, `len(tokenizer)`.
     """
     embeddings, lm_head = vlm.get_input_embeddings(), vlm.get_output_embeddings()
-    for config in {id(c): c for c in (vlm.config, vlm.config.get_text_config())}.values():
+    for config in (vlm.config, vlm.config.get_text_config()):
         config.tie_word_embeddings = False
-    if lm_head.weight is embeddings.weight or lm_head.weight.data_ptr() == embeddings.weight.data_ptr():
+    if lm_head.weight.data_ptr() == embeddings.weight.data_ptr():
         lm_head.weight = nn.Parameter(embeddings.weight.detach().clone())
         logger.info("Untied lm_head from the input embeddings (Sa2VA trains them separately).")
     old_size = embeddings.weight.shape[0]
@@ -236,8 +238,9 @@ def load_original_sam2_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # torch.load raises RuntimeError, UnpicklingError, ... depending on the damage
-        raise ValueError(f"`sam2_path` {path} is not a readable PyTorch checkpoint: {error}") from error
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"`sam2_path` {path} is not a readable PyTorch checkpoint: {reason}") from error
     state_dict = checkpoint.get(SAM2_CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
         found = f"a dict with keys {sorted(checkpoint)[:10]}" if isinstance(checkpoint, dict) else type(checkpoint)
@@ -520,19 +523,22 @@ def build_from_components(
         raise FileExistsError(
             f"`dst_dir` {dst_dir} already holds weights ({existing[0].name}); choose an empty folder."
         )
-    check_vlm_folder(vlm_dir)
     torch_dtype = _resolve_dtype(dtype)
 
-    vlm = load_vlm(vlm_dir, torch_dtype)
-    template = resolve_template(vlm.config, template)
+    # Everything that can be checked without the VLM weights comes first: a mistake fails in seconds.
+    check_vlm_folder(vlm_dir)
+    vlm_config = AutoConfig.from_pretrained(vlm_dir)
+    template = resolve_template(vlm_config, template)
     tokenizer = AutoTokenizer.from_pretrained(vlm_dir)
     added = add_sa2va_tokens(tokenizer)
     logger.info("Added %s to the tokenizer (%d tokens).", ", ".join(added) or "no token", len(tokenizer))
+    sam2 = load_sam2(sam2_path, sam2_config, dtype=torch_dtype)
+    processor = build_processor(vlm_dir, tokenizer, vlm_config, sam2.config, template)
+
+    vlm = load_vlm(vlm_dir, torch_dtype)
     torch.manual_seed(seed)
     resize_vocabulary(vlm, len(tokenizer))
-    sam2 = load_sam2(sam2_path, sam2_config, dtype=vlm.dtype)
-    processor = build_processor(vlm_dir, tokenizer, vlm.config, sam2.config, template)
-
+    sam2.to(vlm.dtype)
     config = Sa2VAConfig(
         vlm_config=vlm.config.to_dict(), sam2_config=sam2.config.to_dict(), seg_token_id=processor.seg_token_id
     )

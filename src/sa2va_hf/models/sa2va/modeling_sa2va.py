@@ -15,6 +15,7 @@ from .configuration_sa2va import Sa2VAConfig
 from .image_processing_sa2va import Sa2VAImageProcessor
 from .modeling_sa2va_sam2 import Sa2VASam2Model
 from .processing_sa2va import Sa2VAProcessor
+from .video_io_sa2va import load_frames
 
 
 logger = logging.get_logger(__name__)
@@ -296,7 +297,8 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
 
         Args:
             image (`PIL.Image.Image`, `np.ndarray` `(H, W, 3)` uint8, or a file path, *optional*): the image.
-            video (`list` of images, *optional*): every frame of a video (same kinds as `image`). The key frames
+            video (`list` of images, folder or video file, *optional*): every frame of a video (same kinds as
+                `image`), a folder of frame images, or a video file (needs PyAV). The key frames
                 (`config.num_key_frames`, chosen by `config.key_frame_strategy`) go to the VLM; every frame gets a
                 mask. Wins over `image` when both are given, as in the official code.
             text (`str`): the question, e.g. `"<image>Please segment the person."`.
@@ -318,7 +320,7 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         processor = self._resolve_processor(processor, tokenizer)
         key_frame_indices = None
         if video is not None:
-            frames = list(video)
+            frames = load_frames(video) if isinstance(video, str | os.PathLike) else list(video)
             if not frames:
                 raise ValueError("`video` is empty; pass a list of frames (PIL images, arrays or file paths).")
             key_frame_indices = select_key_frames(

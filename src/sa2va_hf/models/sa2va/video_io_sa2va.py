@@ -1,5 +1,6 @@
-"""Reading videos as frames: a folder of images (sorted by name) or a video file (PyAV)."""
+"""Reading videos as frames: a folder of images (sorted by name) or a video file (PyAV, optional)."""
 
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -9,7 +10,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
-def load_frames(source: str | Path) -> list[Image.Image]:
+def load_frames(source: str | os.PathLike) -> list[Image.Image]:
     """All frames of `source` as RGB PIL images.
 
     Args:
