@@ -117,9 +117,11 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], config: dic
     return folder
 
 
-def write_sharded(folder: Path, tensors: dict[str, torch.Tensor], config: dict, num_shards: int) -> list[Path]:
+def write_sharded(
+    folder: Path, tensors: dict[str, torch.Tensor], config: dict, num_shards: int, like: str = "official_tiny"
+) -> list[Path]:
     """Like `write_checkpoint`, with the tensors split over `num_shards` files and an index."""
-    write_checkpoint(folder, {}, config)
+    write_checkpoint(folder, {}, config, like=like)
     (folder / "model.safetensors").unlink()
     keys, weight_map, paths = sorted(tensors), {}, []
     for index in range(num_shards):
@@ -320,7 +322,7 @@ def test_existing_weights_in_destination_are_not_overwritten(converted):
 def test_sharded_input_and_output_in_bfloat16(tmp_path, converted):
     """Three input shards, 1 MB output shards with an index, bf16: the same tensors as the one-file conversion."""
     name = "official_tiny_qwen3_vl"
-    write_sharded(tmp_path / "src", official_weights(name), official_config(name), num_shards=3)
+    write_sharded(tmp_path / "src", official_weights(name), official_config(name), num_shards=3, like=name)
     convert_official_checkpoint(
         tmp_path / "src",
         tmp_path / "dst",

@@ -199,3 +199,17 @@ def test_processor_rejects_a_tokenizer_without_sa2va_tokens(tiny_models):
 def test_model_is_a_transformers_model():
     assert issubclass(Sa2VAForConditionalGeneration, torch.nn.Module)
     assert Sa2VAForConditionalGeneration.supports_gradient_checkpointing
+
+
+def test_official_call_style_with_tokenizer_only(tiny_models, tmp_path):
+    """Code written for the official release passes `tokenizer=`; the checkpoint's processor is found from it."""
+    from transformers import AutoTokenizer
+
+    model, processor = tiny_models("internvl")
+    processor.save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    expected = model.predict_forward(image=IMAGE, text=TEXT, processor=processor, **seg_bias(processor))
+    result = model.predict_forward(image=IMAGE, text=TEXT, tokenizer=tokenizer, **seg_bias(processor))
+    assert result["prediction"] == expected["prediction"]
+    for mask, other in zip(result["prediction_masks"], expected["prediction_masks"], strict=True):
+        np.testing.assert_array_equal(mask, other)
