@@ -1,4 +1,4 @@
-"""The `sa2va-hf` command: `predict` (answer + masks + overlays) and `convert` (official checkpoints → ours)."""
+"""The `sa2va-hf` command: `predict` (answer + masks + overlays), `convert`, `build` and `push`."""
 
 import argparse
 import json
@@ -114,21 +114,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-new-tokens", type=int, default=64)
     run.set_defaults(func=predict)
 
-    convert = commands.add_parser("convert", help="convert checkpoints into the sa2va-hf format")
-    convert_kinds = convert.add_subparsers(dest="kind", required=True)
-    official = convert_kinds.add_parser("official", help="an official ByteDance Sa2VA Hub folder", add_help=False)
-    official.set_defaults(func=lambda args: _convert_official(args.rest))
-    official.add_argument("rest", nargs=argparse.REMAINDER)
+    # Commands whose arguments are parsed by their own module (listed here for `--help`; `main` hands them over).
+    for command, (help_text, _) in DELEGATED_COMMANDS.items():
+        commands.add_parser(command, help=help_text, add_help=False)
     return parser
 
 
-def _convert_official(argv: list[str]) -> int:
-    from .conversion.convert_official import main as convert_main
-
-    return convert_main(argv)
+# command words -> (help, module of `sa2va_hf.conversion` whose `main(argv)` runs it)
+DELEGATED_COMMANDS = {
+    "convert": ("convert an official ByteDance Sa2VA folder: `sa2va-hf convert official SRC DST`", "convert_official"),
+    "build": ("assemble a fresh Sa2VA from a transformers VLM and SAM-2 weights", "build_from_components"),
+    "push": ("upload a converted or built folder to the Hub with a model card", "push"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED_COMMANDS:
+        from importlib import import_module
+
+        rest = argv[1:]
+        if argv[0] == "convert":
+            if not rest or rest[0] != "official":
+                print(
+                    "sa2va-hf convert: error: say what to convert: `sa2va-hf convert official SRC DST`",
+                    file=sys.stderr,
+                )
+                return 2
+            rest = rest[1:]
+        return import_module(f"sa2va_hf.conversion.{DELEGATED_COMMANDS[argv[0]][1]}").main(rest)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
