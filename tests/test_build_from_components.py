@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
     AutoConfig,
@@ -97,9 +98,10 @@ def original_sam2_state_dict(sam2: Sam2VideoModel) -> dict[str, torch.Tensor]:
 
 
 def tiny_sam2(sam2_1: bool = False) -> Sam2VideoModel:
-    flags = dict.fromkeys(("enable_temporal_pos_encoding_for_object_pointers", "enable_occlusion_spatial_embedding"))
+    """A seeded tiny SAM 2.0 (or 2.1) whose every tensor is random."""
+    flags = {"enable_temporal_pos_encoding_for_object_pointers": sam2_1, "enable_occlusion_spatial_embedding": sam2_1}
     torch.manual_seed(2)
-    sam2 = Sam2VideoModel(Sam2VideoConfig(**(TINY_SAM2_CONFIG | {flag: sam2_1 for flag in flags}))).eval()
+    sam2 = Sam2VideoModel(Sam2VideoConfig(**(TINY_SAM2_CONFIG | flags))).eval()
     for name, parameter in sam2.named_parameters():  # zeros and ones at init would hide swapped tensors
         if name.endswith(
             ("scale", "positional_encoding", "no_memory_embedding", "occlusion_spatial_embedding_parameter")
@@ -265,7 +267,9 @@ def test_sam2_image_model_folder_needs_the_memory_weights(parts, tmp_path):
         load_sam2(tmp_path / "full")
     # an image-only checkpoint has no memory modules: refused, naming them
     Sam2Model(image_config).save_pretrained(tmp_path / "image_only")
-    with pytest.raises(ValueError, match=r"image_only(.|\n)*not in the checkpoint(.|\n)*memory_attention"):
+    with pytest.raises(
+        ValueError, match=r"image_only(.|\n)*not in the checkpoint(.|\n)*memory_attention(.|\n)*no memory modules"
+    ):
         load_sam2(tmp_path / "image_only")
 
 
@@ -302,6 +306,22 @@ def test_bad_sam2_checkpoints_are_named(parts, tmp_path):
         load_sam2(parts["sam2_pt"])
     with pytest.raises(ValueError, match="`sam2_config` applies to an original .pt"):
         load_sam2(parts["sam2_hf"], TINY_SAM2_CONFIG)
+
+
+def test_vlm_weights_or_tokenizer_that_do_not_fit_are_named(parts, tmp_path):
+    folder = shutil.copytree(parts["vlm_dir"]["qwen2_5_vl"], tmp_path / "vlm")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"image_token_id": 3}))
+    with pytest.raises(
+        ValueError, match=r"gives <\|image_pad\|> the id \d+, but its config.json has image_token_id 3"
+    ):
+        build_from_components(folder, parts["sam2_hf"], tmp_path / "out")
+    (folder / "config.json").write_text(json.dumps(config))
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["model.norm.weight"]  # transformers saves Qwen2.5-VL under its legacy names
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"VLM weights in .*vlm do not match(.|\n)*language_model.norm.weight"):
+        build_from_components(folder, parts["sam2_hf"], tmp_path / "out")
 
 
 def test_template_must_fit_the_family(parts, tmp_path):

@@ -10,25 +10,27 @@ The parts:
   `Qwen2_5_VLForConditionalGeneration` or `Qwen3VLForConditionalGeneration`, with its tokenizer files. It is loaded
   with `from_pretrained` (weights streamed into a model built on `meta`, one copy in memory).
 - **SAM-2**: either a transformers folder (`Sam2VideoModel` or `Sam2Model` checkpoint with its `config.json`; a
-  `Sam2Model` folder must also hold the memory weights, as the Hub uploads do) or Meta's original `.pt`
-  (`{"model": state_dict}` with facebookresearch names, renamed by the SAM-2 table of `key_mapping.py`). A `.pt` has no
-  config: `sam2_config` gives the sizes (default SAM 2.0 hiera-large) and the SAM 2.0 / 2.1 flags are set from the
-  keys (2.1 adds `obj_ptr_tpos_proj` and `no_obj_embed_spatial`). Every released Sa2VA uses SAM 2.0; a 2.1 SAM-2 is
+  `Sam2Model` folder must also hold the memory weights, which `Sam2Model` itself ignores on load) or Meta's original
+  `.pt` (`{"model": state_dict}` with facebookresearch names, renamed by the SAM-2 table of `key_mapping.py`). A `.pt`
+  has no config: `sam2_config` gives the sizes (default SAM 2.0 hiera-large) and the SAM 2.0 / 2.1 flags are set from
+  the keys (2.1 adds `obj_ptr_tpos_proj` and `no_obj_embed_spatial`). Every released Sa2VA uses SAM 2.0; a 2.1 SAM-2 is
   built as given, with a warning.
 
 What the builder adds, as the official training code does before training starts:
 - the tokens `[SEG]`, `<p>`, `</p>`, `<vp>`, `</vp>` (`add_tokens(..., special_tokens=True)`, those missing only);
-- the language model's embeddings and `lm_head` resized to `len(tokenizer)`, untied first when the VLM ties them
-  (Sa2VA trains the two separately). New rows come from transformers' `resize_token_embeddings` default
-  (`mean_resizing=True`: drawn from a normal with the old rows' mean and 1e-9 times their covariance, i.e. the mean
-  up to ~1e-5 relative noise), seeded. A vocabulary larger than the tokenizer (Qwen pads it to 151,936) shrinks to
-  `len(tokenizer)`, as the released Sa2VA-Qwen checkpoints do;
+- the language model's embeddings and `lm_head` resized to `len(tokenizer)`, untied first when the VLM ties them (Sa2VA
+  trains the two separately). New rows come from transformers' `resize_token_embeddings` default (`mean_resizing=True`:
+  drawn from a normal with the old rows' mean and 1e-9 times their covariance, i.e. the mean up to noise ~3e-5 of the
+  rows' spread), seeded. A vocabulary larger than the tokenizer (Qwen pads it to 151,936) shrinks to `len(tokenizer)`,
+  as the released Sa2VA-Qwen checkpoints do;
 - `seg_projector` (Linear(hidden, hidden) → ReLU → Linear(hidden, SAM-2 hidden)) with PyTorch's default `nn.Linear`
   initialisation under a fixed seed, as the official `text_hidden_fcs`;
-- the processor: InternVL checkpoints prompt with an xtuner template (`qwen_chat` for Qwen LLMs, as
-  Sa2VA-InternVL3-*; `internlm2_chat` for InternLM2 LLMs, which transformers converts to Llama, as Sa2VA-8B/26B);
-  Qwen-VL checkpoints keep their processor's chat template (`"vlm"`), as the released Sa2VA-Qwen ones. The image
-  view follows the VLM config (InternVL tile size and tokens per tile; Qwen-VL patch and merge sizes).
+- the processor: InternVL checkpoints prompt with an xtuner template (`qwen_chat` for Qwen LLMs, as Sa2VA-InternVL3-*;
+  `internlm2_chat` for InternLM2 LLMs, which transformers converts to Llama, as Sa2VA-8B/26B); Qwen-VL checkpoints keep
+  their processor's chat template (`"vlm"`), as the released Sa2VA-Qwen ones. The image view follows the VLM config
+  (InternVL tile size and tokens per tile; Qwen-VL patch and merge sizes).
+
+Every weight gets one dtype: `dtype`, or the VLM checkpoint's (SAM-2 is cast to it).
 
 The output folder (`save_pretrained` of the model and the processor, remote code included) loads with
 `AutoModel` / `AutoProcessor`, with `trust_remote_code=True` or, once `sa2va-hf` is installed, without it.
@@ -260,14 +262,14 @@ def load_original_sam2_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return converted
 
 
-def _sam2_config_from_folder(folder: Path) -> Sam2VideoConfig:
-    values = _read_config_json(folder, "sam2_path")
-    model_type = values.get("model_type")
+def _sam2_config_from_folder(folder: Path, keys: list[str]) -> Sam2VideoConfig:
+    """The `Sam2VideoConfig` of a transformers SAM-2 folder; a `Sam2Config` gets the video defaults for the memory
+    modules (the sizes of every released SAM-2) and the SAM 2.1 flags its weights (`keys`) show."""
+    model_type = _read_config_json(folder, "sam2_path").get("model_type")
     if model_type == "sam2_video":
         return Sam2VideoConfig.from_pretrained(folder)
     if model_type == "sam2":
         image_config = Sam2Config.from_pretrained(folder)
-        keys = [key for tensors in find_checkpoint_shards(folder).values() for key in tensors]
         return Sam2VideoConfig(
             vision_config=image_config.vision_config.to_dict(),
             prompt_encoder_config={
@@ -324,10 +326,11 @@ def load_sam2(
                 f"`sam2_config` applies to an original .pt checkpoint; {sam2_path} is a transformers folder whose "
                 "config.json is used. Drop `sam2_config`."
             )
-        config, source, state_dict = _sam2_config_from_folder(sam2_path), sam2_path, None
+        _read_config_json(sam2_path, "sam2_path")
         shapes = {
             key: shape for tensors in find_checkpoint_shards(sam2_path).values() for key, (shape, _) in tensors.items()
         }
+        config, source, state_dict = _sam2_config_from_folder(sam2_path, list(shapes)), sam2_path, None
     elif sam2_path.is_file():
         state_dict = load_original_sam2_state_dict(sam2_path)
         config, source = _as_sam2_video_config(sam2_config), None
@@ -368,25 +371,22 @@ def check_sam2_shapes(shapes: dict[str, tuple[int, ...]], config: Sam2VideoConfi
     """
     with torch.device("meta"):
         expected = {key: tuple(tensor.shape) for key, tensor in Sam2VideoModel(config).state_dict().items()}
-    missing = sorted(set(expected) - set(shapes))
+    mismatched = [
+        f"{key}: checkpoint {shapes[key]}, model {shape}"
+        for key, shape in expected.items()
+        if shapes.get(key, shape) != shape
+    ]
     problems = [
-        (missing, LOADING_PROBLEMS["missing_keys"]),
+        (mismatched, LOADING_PROBLEMS["mismatched_keys"]),
+        (sorted(set(expected) - set(shapes)), LOADING_PROBLEMS["missing_keys"]),
         (sorted(set(shapes) - set(expected)), LOADING_PROBLEMS["unexpected_keys"]),
-        (
-            [
-                f"{key}: checkpoint {shapes[key]}, model {shape}"
-                for key, shape in expected.items()
-                if shapes.get(key, shape) != shape
-            ],
-            LOADING_PROBLEMS["mismatched_keys"],
-        ),
     ]
     if any(keys for keys, _ in problems):
         sections = "\n".join(f"  {len(keys)} {title}:\n{_listed(keys)}" for keys, title in problems if keys)
         hint = (
-            "An image-only Sam2Model checkpoint lacks the memory modules Sa2VA tracks videos with; use a "
+            "The checkpoint has no memory modules (an image-only Sam2Model?); Sa2VA tracks videos with them: use a "
             "Sam2VideoModel checkpoint or Meta's .pt."
-            if any(key.startswith(("memory_attention.", "memory_encoder.")) for key in missing)
+            if not any(key.startswith("memory_attention.") for key in shapes)
             else "For an original .pt pass `sam2_config` with its sizes (the default is SAM 2.0 hiera-large)."
         )
         raise ValueError(
@@ -536,21 +536,22 @@ def build_from_components(
     processor = build_processor(vlm_dir, tokenizer, vlm_config, sam2.config, template)
 
     vlm = load_vlm(vlm_dir, torch_dtype)
-    torch.manual_seed(seed)
-    resize_vocabulary(vlm, len(tokenizer))
     sam2.to(vlm.dtype)
-    config = Sa2VAConfig(
-        vlm_config=vlm.config.to_dict(), sam2_config=sam2.config.to_dict(), seg_token_id=processor.seg_token_id
-    )
-    with torch.device("meta"):
-        model = Sa2VAForConditionalGeneration(config)
-    # The loaded parts replace the empty ones: no second copy of any weight is made.
-    model.vlm, model.sam2 = vlm, sam2
-    model.seg_projector.to_empty(device=vlm.device)
-    torch.manual_seed(seed)
-    for layer in model.seg_projector:
-        if isinstance(layer, nn.Linear):
-            layer.reset_parameters()
+    with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's random state
+        torch.manual_seed(seed)
+        resize_vocabulary(vlm, len(tokenizer))
+        config = Sa2VAConfig(
+            vlm_config=vlm.config.to_dict(), sam2_config=sam2.config.to_dict(), seg_token_id=processor.seg_token_id
+        )
+        with torch.device("meta"):
+            model = Sa2VAForConditionalGeneration(config)
+        # The loaded parts replace the empty ones: no second copy of any weight is made.
+        model.vlm, model.sam2 = vlm, sam2
+        model.seg_projector.to_empty(device=vlm.device)
+        torch.manual_seed(seed)
+        for layer in model.seg_projector:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
     model.seg_projector.to(vlm.dtype)
 
     dst_dir.mkdir(parents=True, exist_ok=True)
