@@ -213,3 +213,20 @@ def test_official_call_style_with_tokenizer_only(tiny_models, tmp_path):
     assert result["prediction"] == expected["prediction"]
     for mask, other in zip(result["prediction_masks"], expected["prediction_masks"], strict=True):
         np.testing.assert_array_equal(mask, other)
+
+
+@pytest.mark.parametrize("family", ["internvl", "qwen2_5_vl"])
+def test_multi_turn_history_continues_the_conversation(tiny_models, family):
+    """`past_text` returned by one turn is the prompt plus the answer; the next turn's prompt extends it exactly."""
+    model, processor = tiny_models(family)
+    first = model.predict_forward(image=IMAGE, text=TEXT, processor=processor, **seg_bias(processor))
+    history = first["past_text"]
+    assert history.endswith(processor.turn_end())
+    follow_up = processor.build_prompt("And the blue square?", num_images=1, past_text=history)
+    assert follow_up.startswith(history) and follow_up.count(processor._placeholder()) == 1
+    second = model.predict_forward(
+        image=IMAGE, text="And the blue square?", past_text=history, processor=processor, **seg_bias(processor)
+    )
+    assert second["past_text"].startswith(follow_up)
+    with pytest.raises(ValueError, match="already shows the image"):
+        processor.build_prompt(TEXT, num_images=1, past_text=history)

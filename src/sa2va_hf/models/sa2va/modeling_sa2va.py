@@ -354,19 +354,25 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         )
         generated = sequences[0, self._prompt_length_in_sequences(inputs) :]
         prediction = processor.tokenizer.decode(generated, skip_special_tokens=False).strip()
+        answer = generated
+        while answer.numel() and int(answer[-1]) in processor.stop_token_ids:
+            answer = answer[:-1]
+        history = prompt + processor.tokenizer.decode(answer, skip_special_tokens=False) + processor.turn_end()
+        result = {"prediction": prediction, "prediction_masks": [], "past_text": history}
         if sam_pixel_values is None:
-            return {"prediction": prediction, "prediction_masks": []}
+            return result
 
         seg_positions = (generated[:-1] == processor.seg_token_id).nonzero().flatten()
         if generated.numel() and generated[-1] == processor.seg_token_id:
             logger.warning("The answer ends with [SEG] (max_new_tokens reached?): that [SEG] gets no mask.")
         if seg_positions.numel() == 0:
-            return {"prediction": prediction, "prediction_masks": []}
+            return result
         seg_embeddings = self.project_seg_hidden_states(fed_back_states[seg_positions])
         mask_logits = self.decode_masks(seg_embeddings, sam_pixel_values, key_frame_indices)
         height, width = (int(v) for v in original_sizes[0])
         masks = processor.post_process_masks(mask_logits.float().cpu(), (height, width), self.config.mask_threshold)
-        return {"prediction": prediction, "prediction_masks": [np.asarray(m.numpy(), dtype=bool) for m in masks]}
+        result["prediction_masks"] = [np.asarray(mask.numpy(), dtype=bool) for mask in masks]
+        return result
 
     def _generate_with_final_states(
         self, inputs, generation_config: GenerationConfig, **generate_kwargs

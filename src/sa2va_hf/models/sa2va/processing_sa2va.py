@@ -104,8 +104,9 @@ class Sa2VAProcessor(ProcessorMixin):
         Args:
             text (`str`): the user's turn. For InternVL checkpoints `<image>` marks where the image goes (added in
                 front when missing); Qwen-VL checkpoints put the images first and drop `<image>`.
-            num_images (`int`): images (or key frames) shown to the VLM; 0 for text-only chat.
-            past_text (`str`): earlier turns, already in prompt form, prepended verbatim.
+            num_images (`int`): images (or key frames) shown to the VLM; 0 for text-only chat. When `past_text`
+                already shows the media (a follow-up turn), they are not placed again.
+            past_text (`str`): earlier turns in prompt form (as `predict_forward` returns it), prepended verbatim.
 
         Returns:
             `str`: the prompt, with one `<image>` (InternVL) or one Qwen vision block per image, to pass to `__call__`.
@@ -116,6 +117,10 @@ class Sa2VAProcessor(ProcessorMixin):
             raise ValueError(
                 f"`text` holds no question ({text!r}); write what to do, e.g. '<image>Please segment the cat.'"
             )
+        if self._count_placeholders(past_text):
+            if IMAGE_PLACEHOLDER in text:
+                raise ValueError("`text` has <image> but `past_text` already shows the image; drop it from `text`.")
+            num_images = 0
         if num_images == 0 or self.vlm_family != "internvl":
             content: str | list[dict] = text.replace(IMAGE_PLACEHOLDER, "")
             if num_images:
@@ -124,6 +129,12 @@ class Sa2VAProcessor(ProcessorMixin):
             content = text if IMAGE_PLACEHOLDER in text else f"{IMAGE_PLACEHOLDER}\n{text}"
         messages = [{"role": "user", "content": content}]
         return past_text + self.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def turn_end(self) -> str:
+        """What the chat template writes after an assistant answer (e.g. `<|im_end|>\\n`)."""
+        marker = "\x00"
+        rendered = self.apply_chat_template([{"role": "assistant", "content": marker}], tokenize=False)
+        return rendered.split(marker, 1)[1]
 
     def __call__(
         self,
