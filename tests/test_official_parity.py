@@ -67,14 +67,31 @@ def generation_kwargs(generation: dict) -> dict:
     return kwargs
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
-def converted(request, tmp_path_factory):
-    folder = official_fixture(request.param)
-    destination = tmp_path_factory.mktemp(request.param)
-    convert_official_checkpoint(folder, destination, sam2_config=TINY_SAM2_CONFIG, show_progress=False)
-    model = Sa2VAForConditionalGeneration.from_pretrained(destination).eval()
-    processor = Sa2VAProcessor.from_pretrained(destination)
-    return folder, model, processor
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """`variant -> (fixture folder, converted model, processor)`, each variant converted once."""
+    cache = {}
+
+    def get(variant: str):
+        if variant not in cache:
+            folder = official_fixture(variant)
+            destination = tmp_path_factory.mktemp(variant)
+            convert_official_checkpoint(folder, destination, sam2_config=TINY_SAM2_CONFIG, show_progress=False)
+            model = Sa2VAForConditionalGeneration.from_pretrained(destination).eval()
+            cache[variant] = folder, model, Sa2VAProcessor.from_pretrained(destination)
+        return cache[variant]
+
+    return get
+
+
+def recorded_cases() -> list[tuple[str, str]]:
+    """Every `(variant, case)` the fixtures record (the usual three where the fixtures are absent: they skip)."""
+    pairs = []
+    for variant in VARIANTS:
+        folder = FIXTURES / variant
+        names = list(fixture_cases(folder)[0]) if folder.is_dir() else ["image", "video", "text"]
+        pairs += [(variant, name) for name in names]
+    return pairs
 
 
 def official_full_resolution_logits(lowres: np.ndarray, height: int, width: int) -> torch.Tensor:
@@ -120,12 +137,10 @@ def run_case(model, processor, folder, case_name: str, case: dict, generation: d
     return captured
 
 
-@pytest.mark.parametrize("case_name", ["image", "video", "text", "vp"])
-def test_predict_forward_matches_the_official_outputs(converted, case_name):
-    folder, model, processor = converted
+@pytest.mark.parametrize(("variant", "case_name"), recorded_cases())
+def test_predict_forward_matches_the_official_outputs(converted, variant, case_name):
+    folder, model, processor = converted(variant)
     cases, generation = fixture_cases(folder)
-    if case_name not in cases:
-        pytest.skip(f"{folder.name} records no {case_name!r} case")
     recorded = np.load(folder / "outputs.npz")
     case = cases[case_name]
     torch.manual_seed(0)
@@ -154,9 +169,10 @@ def test_predict_forward_matches_the_official_outputs(converted, case_name):
     assert not (differing & ~near_threshold).any(), f"{int((differing & ~near_threshold).sum())} pixels differ"
 
 
-def test_prompts_match_the_official_prompt_ids(converted):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_prompts_match_the_official_prompt_ids(converted, variant):
     """Our processor writes exactly the prompt ids the official code gave `generate`, for every recorded case."""
-    folder, model, processor = converted
+    folder, model, processor = converted(variant)
     cases, _ = fixture_cases(folder)
     recorded = np.load(folder / "outputs.npz")
     for case_name, case in cases.items():
