@@ -64,10 +64,10 @@ from ..models.sa2va.modeling_sa2va_sam2 import Sa2VASam2Model
 from ..models.sa2va.processing_sa2va import SA2VA_SPECIAL_TOKENS, Sa2VAProcessor
 from .convert_official import (
     OUTPUT_DTYPES,
-    _listed,
-    _load_sam2_config_argument,
-    _resolve_dtype,
     find_checkpoint_shards,
+    list_keys,
+    load_sam2_config_argument,
+    resolve_dtype,
 )
 from .key_mapping import SAM2_TABLE, convert_keys, plan_tensor_groups
 from .official_processor import QWEN_CHAT_TEMPLATE_FILES
@@ -382,7 +382,7 @@ def check_sam2_shapes(shapes: dict[str, tuple[int, ...]], config: Sam2VideoConfi
         (sorted(set(shapes) - set(expected)), LOADING_PROBLEMS["unexpected_keys"]),
     ]
     if any(keys for keys, _ in problems):
-        sections = "\n".join(f"  {len(keys)} {title}:\n{_listed(keys)}" for keys, title in problems if keys)
+        sections = "\n".join(f"  {len(keys)} {title}:\n{list_keys(keys)}" for keys, title in problems if keys)
         hint = (
             "The checkpoint has no memory modules (an image-only Sam2Model?); Sa2VA tracks videos with them: use a "
             "Sam2VideoModel checkpoint or Meta's .pt."
@@ -398,7 +398,7 @@ def _raise_on_loading_problems(info: dict[str, list], what: str) -> None:
     """Raise when `from_pretrained(..., output_loading_info=True)` left a tensor unfilled, unused or reshaped."""
     problems = [(sorted(map(str, info[kind])), title) for kind, title in LOADING_PROBLEMS.items() if info.get(kind)]
     if problems:
-        sections = "\n".join(f"  {len(keys)} {title}:\n{_listed(keys)}" for keys, title in problems)
+        sections = "\n".join(f"  {len(keys)} {title}:\n{list_keys(keys)}" for keys, title in problems)
         raise ValueError(f"{what} do not match the model of its config.\n{sections}")
 
 
@@ -523,7 +523,7 @@ def build_from_components(
         raise FileExistsError(
             f"`dst_dir` {dst_dir} already holds weights ({existing[0].name}); choose an empty folder."
         )
-    torch_dtype = _resolve_dtype(dtype)
+    torch_dtype = resolve_dtype(dtype)
 
     # Everything that can be checked without the VLM weights comes first: a mistake fails in seconds.
     check_vlm_folder(vlm_dir)
@@ -609,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        sam2_config = None if args.sam2_config is None else _load_sam2_config_argument(args.sam2_config)
+        sam2_config = None if args.sam2_config is None else load_sam2_config_argument(args.sam2_config)
         build_from_components(
             args.vlm,
             args.sam2,

@@ -524,7 +524,7 @@ def find_checkpoint_shards(src_dir: str | Path) -> dict[Path, dict[str, tuple[tu
         if disagree:
             where = [f"{key}: index {weight_map.get(key)}, shards {seen.get(key)}" for key in disagree]
             raise ValueError(
-                f"{index_file.name} and the shards disagree on {len(disagree)} tensor(s):\n{_listed(where)}"
+                f"{index_file.name} and the shards disagree on {len(disagree)} tensor(s):\n{list_keys(where)}"
             )
     return shards
 
@@ -556,7 +556,7 @@ def expected_state_dict_shapes(config: Sa2VAConfig) -> dict[str, tuple[int, ...]
     return shapes
 
 
-def _listed(items: list[str]) -> str:
+def list_keys(items: list[str]) -> str:
     shown = "\n".join(f"    {item}" for item in items[:MAX_LISTED_KEYS])
     more = f"\n    ... and {len(items) - MAX_LISTED_KEYS} more" if len(items) > MAX_LISTED_KEYS else ""
     return shown + more
@@ -624,7 +624,7 @@ def check_official_layout(
     ]
     if any(items for items, _ in problems):
         sections = "\n".join(
-            f"  {len(items)} {title}:\n{_listed(sorted(items))}" for items, title in problems if items
+            f"  {len(items)} {title}:\n{list_keys(sorted(items))}" for items, title in problems if items
         )
         raise ValueError(
             f"the official weights do not match the Sa2VA model of this config (family {key_family!r}: "
@@ -711,7 +711,7 @@ def _write_weights(plan: _ConversionPlan, dst_dir: Path, *, dtype: torch.dtype |
         (dst_dir / WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
 
 
-def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in OUTPUT_DTYPES:
@@ -751,7 +751,7 @@ def convert_official_checkpoint(
             (unknown keys, unfilled model keys, wrong shapes; all offending keys are listed).
     """
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    torch_dtype = _resolve_dtype(dtype)
+    torch_dtype = resolve_dtype(dtype)
     existing = sorted(dst_dir.glob("model*.safetensors*")) if dst_dir.is_dir() else []
     if existing:
         raise FileExistsError(f"{dst_dir} already holds weights ({existing[0].name}); choose an empty folder.")
@@ -785,7 +785,7 @@ def convert_official_checkpoint(
     return dst_dir
 
 
-def _load_sam2_config_argument(value: str) -> dict:
+def load_sam2_config_argument(value: str) -> dict:
     path = Path(value)
     return json.loads(path.read_text() if path.is_file() else value)
 
@@ -816,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        sam2_config = None if args.sam2_config is None else _load_sam2_config_argument(args.sam2_config)
+        sam2_config = None if args.sam2_config is None else load_sam2_config_argument(args.sam2_config)
         convert_official_checkpoint(
             args.src,
             args.dst,
