@@ -791,7 +791,7 @@ def load_sam2_config_argument(value: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `SRC DST [--dtype bfloat16] [--sam2-config JSON] [--max-shard-size 5GB]`.
+    """Command line: `SRC DST [--dtype bfloat16] [--sam2-config JSON] [--max-shard-size 5GB] [--push-to-hub REPO_ID]`.
 
     Returns:
         `int`: 0 on success, 1 when the checkpoint cannot be converted (the reason is logged).
@@ -813,6 +813,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-shard-size", default=DEFAULT_MAX_SHARD_SIZE, help="largest output file (default: 5GB)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO_ID",
+        default=None,
+        help="after converting, upload DST to this Hub repository with a model card (`sa2va-hf push`)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -828,6 +834,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         logger.error("%s", error)
         return 1
+    if args.push_to_hub is not None:
+        from .push import match_official_variant, push_to_hub
+
+        try:
+            push_to_hub(args.dst, args.push_to_hub, variant_name=match_official_variant(args.dst))
+        except (ValueError, OSError) as error:  # OSError includes the Hub's HTTP errors
+            logger.error("%s", error)
+            return 1
     return 0
 
 
