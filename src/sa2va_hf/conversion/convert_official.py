@@ -770,7 +770,7 @@ def convert_official_checkpoint(
     floating = {source.dtype for source in plan.sources.values() if source.dtype.is_floating_point}
     config.dtype = torch_dtype or (floating.pop() if len(floating) == 1 else None)
     save_config_and_code(config, dst_dir)
-    processor = build_official_processor(src_dir, config.vlm_family, translated.template, translated.key_family)
+    processor = build_official_processor(config, src_dir, translated.template, translated.key_family)
     processor.save_pretrained(dst_dir)
     logger.info(
         "Converted %s (%s, template %s): %d tensors -> %d in %d file(s); copied %s.",

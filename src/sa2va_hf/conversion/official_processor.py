@@ -30,7 +30,7 @@ def _qwen_chat_template(src_dir: Path) -> str:
     )
 
 
-def build_official_processor(src_dir: str | Path, vlm_family: str, template: str | None, key_family: str):
+def build_official_processor(config: Sa2VAConfig, src_dir: str | Path, template: str | None, key_family: str):
     """Assemble the [`Sa2VAProcessor`] of an official checkpoint folder.
 
     InternVL checkpoints get the xtuner template named in their `config.json` (`qwen_chat`, `internlm2_chat`,
@@ -38,18 +38,19 @@ def build_official_processor(src_dir: str | Path, vlm_family: str, template: str
     (official remote code) are converted to a transformers-native fast tokenizer.
 
     Args:
+        config ([`Sa2VAConfig`]): the converted config (its text config stands in for the official `config.json`,
+            which names remote code, when the tokenizer is looked up).
         src_dir (`str` or `Path`): the official checkpoint folder.
-        vlm_family (`str`): `"internvl"`, `"qwen2_5_vl"` or `"qwen3_vl"`.
         template (`str` or `None`): the official template name (InternVL family).
         key_family (`str`): the conversion key family (`"internvl_internlm2"` selects the InternLM2 tokenizer).
     """
-    src_dir = Path(src_dir)
+    src_dir, vlm_family = Path(src_dir), config.vlm_family
     if key_family == "internvl_internlm2":
         from .tokenizer_internlm2 import convert_internlm2_tokenizer  # needs sentencepiece, only for InternLM2
 
         tokenizer = convert_internlm2_tokenizer(src_dir)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(src_dir, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(src_dir, config=config.text_config, trust_remote_code=False)
     if vlm_family == "internvl":
         if template is None:
             raise ValueError(f"{src_dir}/config.json names no `template`; InternVL checkpoints need one.")

@@ -126,6 +126,11 @@ class Sa2VAProcessor(ProcessorMixin):
             if num_images:
                 content = [{"type": "image"}] * num_images + [{"type": "text", "text": content}]
         else:
+            if IMAGE_PLACEHOLDER not in text:
+                logger.warning_once(
+                    "`text` has no <image>; the image goes in front of the question ('<image>\\n' + text), as Sa2VA "
+                    "was trained. Write <image> where the image belongs to choose."
+                )
             content = text if IMAGE_PLACEHOLDER in text else f"{IMAGE_PLACEHOLDER}\n{text}"
         messages = [{"role": "user", "content": content}]
         return past_text + self.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
