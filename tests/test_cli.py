@@ -62,3 +62,11 @@ def test_overlay_colours_each_mask():
     result = np.asarray(overlay_masks(image, masks, alpha=1.0))
     assert tuple(result[0, 0]) == PALETTE[0] and tuple(result[0, 7]) == PALETTE[1] and tuple(result[0, 4]) == (0, 0, 0)
     assert seg_phrases("<p> a dog </p> [SEG] and <p> a cat </p> [SEG].", 2) == ["a dog", "a cat"]
+
+
+def test_delegated_commands_reach_their_modules(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "refvos", "--help"])
+    assert exit_info.value.code == 0 and "sa2va-hf eval refvos" in capsys.readouterr().out
+    assert main(["eval", "nonsense"]) == 2
+    assert "eval refcoco | eval refvos | eval gcg" in capsys.readouterr().err

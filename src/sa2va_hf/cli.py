@@ -1,4 +1,4 @@
-"""The `sa2va-hf` command: `predict` (answer + masks + overlays), `convert`, `build` and `push`."""
+"""The `sa2va-hf` command: `predict` (answer + masks + overlays), `convert`, `build`, `push` and `eval`."""
 
 import argparse
 import json
@@ -115,34 +115,46 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=predict)
 
     # Commands whose arguments are parsed by their own module (listed here for `--help`; `main` hands them over).
-    for command, (help_text, _) in DELEGATED_COMMANDS.items():
+    for command, help_text in COMMAND_HELP.items():
         commands.add_parser(command, help=help_text, add_help=False)
     return parser
 
 
-# command words -> (help, module of `sa2va_hf.conversion` whose `main(argv)` runs it)
+# command words -> the module whose `main(argv)` parses the rest of the command line
 DELEGATED_COMMANDS = {
-    "convert": ("convert an official ByteDance Sa2VA folder: `sa2va-hf convert official SRC DST`", "convert_official"),
-    "build": ("assemble a fresh Sa2VA from a transformers VLM and SAM-2 weights", "build_from_components"),
-    "push": ("upload a converted or built folder to the Hub with a model card", "push"),
+    ("convert", "official"): "sa2va_hf.conversion.convert_official",
+    ("build",): "sa2va_hf.conversion.build_from_components",
+    ("push",): "sa2va_hf.conversion.push",
+    ("eval", "refcoco"): "sa2va_hf.evaluation.refcoco",
+    ("eval", "refvos"): "sa2va_hf.evaluation.refvos",
+    ("eval", "gcg"): "sa2va_hf.evaluation.gcg",
 }
+COMMAND_HELP = {
+    "convert": "convert an official ByteDance Sa2VA folder: `sa2va-hf convert official SRC DST`",
+    "build": "assemble a fresh Sa2VA from a transformers VLM and SAM-2 weights",
+    "push": "upload a converted or built folder to the Hub with a model card",
+    "eval": "evaluate with the published protocols: `sa2va-hf eval refcoco|refvos|gcg ...`",
+}
+
+
+def _run_delegated(argv: list[str]) -> int | None:
+    """Run a delegated command named by the first words of `argv`; `None` if `argv` names none."""
+    from importlib import import_module
+
+    for words, module in DELEGATED_COMMANDS.items():
+        if tuple(argv[: len(words)]) == words:
+            return import_module(module).main(argv[len(words) :])
+    if argv and argv[0] in COMMAND_HELP:
+        choices = " | ".join(" ".join(words) for words in DELEGATED_COMMANDS if words[0] == argv[0])
+        print(f"sa2va-hf {argv[0]}: error: expected one of: {choices}", file=sys.stderr)
+        return 2
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in DELEGATED_COMMANDS:
-        from importlib import import_module
-
-        rest = argv[1:]
-        if argv[0] == "convert":
-            if not rest or rest[0] != "official":
-                print(
-                    "sa2va-hf convert: error: say what to convert: `sa2va-hf convert official SRC DST`",
-                    file=sys.stderr,
-                )
-                return 2
-            rest = rest[1:]
-        return import_module(f"sa2va_hf.conversion.{DELEGATED_COMMANDS[argv[0]][1]}").main(rest)
+    if (code := _run_delegated(argv)) is not None:
+        return code
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
