@@ -1,18 +1,28 @@
 """Grounded conversation generation (GCG) on GranD-f (official §7.3): mask AP, mIoU, recall and caption metrics.
 
-Layout of `--ann` (GLaMM's GranD-f release)::
+Layout of `--ann` (GLaMM's `annotations/gcg_val_test/`, as read by the official `metrics_gcg.py`)::
 
-    {split}_gcg_coco_mask_gt.json     COCO instances: images (id, file_name, height, width), annotations (image_id,
-                                      segmentation RLE, "label": the phrase of the region)
-    {split}_gcg_coco_caption_gt.json  COCO captions: annotations (image_id, caption)
+    {split}_gcg_coco_caption_gt.json  images (id: the image file's stem, the evaluated set); annotations (image_id,
+                                      caption, labels: the phrases of the image's regions, in region order)
+    {split}_gcg_coco_mask_gt.json     COCO instances: annotations (id, image_id, segmentation RLE), one per region
 
-The answer to the official prompt is split into a caption (tags and `[SEG]` removed) and its `<p>phrase</p>` list;
-the i-th `[SEG]` mask belongs to the i-th phrase.
+`--images` is the folder of the image files (GranD-f `val_test/`, shared by both splits): `file_name` of the caption
+file's image when given, else `<id>.jpg`. The answer to the official prompt gives the caption (every `<...>` tag and
+`[SEG]` removed, whitespace collapsed) and its `<p>phrase</p>` list; the i-th `[SEG]` mask belongs to the i-th phrase.
 
 Recall needs a phrase similarity. The official code uses the cosine of mean-pooled `bert-base-uncased` embeddings,
 which cannot be downloaded here; the default is `bag_of_words_similarity` (cosine of word-count vectors, offline) and
 any `(str, str) -> float` can be passed (`--similarity module:function`). Results name the similarity used. Caption
 metrics (BLEU-4, METEOR, ROUGE-L, CIDEr) need `pycocoevalcap`; without it they are reported as not computed.
+
+One process per GPU (or CPU processes, gloo), each taking every N-th image::
+
+    accelerate launch --num_processes N -m sa2va_hf.evaluation.gcg --ann glamm/annotations/gcg_val_test \\
+        --images glamm/images/grandf/val_test --split val --model ByteDance/Sa2VA-InternVL3-2B --output runs/gcg_val
+    ACCELERATE_USE_CPU=1 CUDA_VISIBLE_DEVICES="" accelerate launch --multi_gpu --num_processes N \\
+        -m sa2va_hf.evaluation.gcg ...
+
+(`accelerate launch --cpu` starts a single process.) An interrupted run resumes from `--output`.
 """
 
 import argparse
@@ -45,16 +55,21 @@ PROMPT = (
     "<image>\nCould you please give me a brief description of the image? Please respond with interleaved "
     "segmentation masks for the corresponding parts of the answer."
 )
-PHRASE_PATTERN = re.compile(r"<p>(.*?)</p>", re.DOTALL)
+PHRASE_PATTERN = re.compile(r"<p>(.*?)</p>")
+TAG_PATTERN = re.compile(r"<.*?>")
 
 Similarity = Callable[[str, str], float]
 
 
 def parse_answer(answer: str) -> tuple[str, list[str]]:
-    """Split a GCG answer into its plain caption and its `<p>…</p>` phrases (in order)."""
+    """Split a GCG answer into its caption and its `<p>…</p>` phrases (in order), as the official evaluation does.
+
+    The caption is the answer after its last `ASSISTANT: `, without `<s>`, newlines, `<...>` tags and `[SEG]`, with
+    whitespace collapsed and surrounding quotes stripped (spaces before punctuation are kept).
+    """
+    answer = answer.replace("<s>", "").replace("\n", "").replace("  ", " ").split("ASSISTANT: ")[-1]
     phrases = [phrase.strip() for phrase in PHRASE_PATTERN.findall(answer)]
-    caption = re.sub(r"\s+", " ", answer.replace("[SEG]", "").replace("<p>", "").replace("</p>", "")).strip()
-    caption = re.sub(r"\s+([.,!?])", r"\1", caption)
+    caption = " ".join(TAG_PATTERN.sub("", answer).replace("[SEG]", "").split()).strip("'").strip()
     return caption, phrases
 
 
@@ -173,24 +188,27 @@ class GCGEvaluator:
         captions = _load_json(self.caption_path, "GCG caption ground truth")
         self.images_dir = images_dir
         self.similarity = similarity
-        self.images = [
-            {key: _field(image, key, self.mask_path, f"images[{i}]") for key in ("id", "file_name")}
-            for i, image in enumerate(_field(masks, "images", self.mask_path, "the top level"))
-        ]
-        self.regions: dict[int, list[dict]] = {image["id"]: [] for image in self.images}
+        self.images = []
+        for i, image in enumerate(_field(captions, "images", self.caption_path, "the top level")):
+            image_id = _field(image, "id", self.caption_path, f"images[{i}]")
+            self.images.append({"id": image_id, "file_name": image.get("file_name", f"{image_id}.jpg")})
+        self.regions: dict[int | str, list[dict]] = {image["id"]: [] for image in self.images}
         for i, ann in enumerate(_field(masks, "annotations", self.mask_path, "the top level")):
             where = f"annotations[{i}]"
-            self.regions.setdefault(_field(ann, "image_id", self.mask_path, where), []).append(
-                {
-                    "segmentation": _field(ann, "segmentation", self.mask_path, where),
-                    "label": _field(ann, "label", self.mask_path, where),
-                }
-            )
-        self.references: dict[int, list[str]] = {}
+            image_id = _field(ann, "image_id", self.mask_path, where)
+            self.regions.setdefault(image_id, []).append(_field(ann, "segmentation", self.mask_path, where))
+        self.references: dict[int | str, list[str]] = {}
+        self.labels: dict[int | str, list[str]] = {}
         for i, ann in enumerate(_field(captions, "annotations", self.caption_path, "the top level")):
             where = f"annotations[{i}]"
             image_id = _field(ann, "image_id", self.caption_path, where)
             self.references.setdefault(image_id, []).append(_field(ann, "caption", self.caption_path, where))
+            labels = self.labels.setdefault(image_id, _field(ann, "labels", self.caption_path, where))
+            if len(labels) != len(self.regions.get(image_id, [])):
+                raise ValueError(
+                    f"{self.caption_path}: {where} field 'labels' has {len(labels)} phrases, but {self.mask_path} "
+                    f"has {len(self.regions.get(image_id, []))} regions of image {image_id!r}"
+                )
 
     def predict(self, predictor, image: dict) -> dict:
         """Answer the GCG prompt on one image; return its caption, phrases and one RLE per `[SEG]`."""
@@ -210,16 +228,17 @@ class GCGEvaluator:
         }
 
     def score_image(self, record: dict) -> dict:
-        """mIoU and the number of recalled ground-truth regions of one image."""
+        """mIoU and the number of recalled ground-truth regions of one image (recall uses the first caption's labels)."""
         regions = self.regions.get(record["image_id"], [])
-        ious = iou_matrix(record["pred_masks"], [r["segmentation"] for r in regions])
-        sims = np.array([[self.similarity(p, r["label"]) for r in regions] for p in record["phrases"]])
-        sims = sims.reshape(len(record["phrases"]), len(regions))
+        labels = self.labels.get(record["image_id"], [])
+        ious = iou_matrix(record["pred_masks"], regions)
+        sims = np.array([[self.similarity(p, label) for label in labels] for p in record["phrases"]])
+        sims = sims.reshape(len(record["phrases"]), len(labels))
         n = min(len(record["pred_masks"]), len(record["phrases"]))
         return {
             "mIoU": greedy_miou(ious),
             "matched": matched_regions(ious[:n], sims[:n]),
-            "num_regions": len(regions),
+            "num_regions": len(labels),
         }
 
     def summarize(self, records: list[dict], similarity_name: str) -> dict:
@@ -238,7 +257,9 @@ class GCGEvaluator:
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `sa2va-hf eval gcg`."""
-    parser = argparse.ArgumentParser(prog="sa2va-hf eval gcg", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sa2va-hf eval gcg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ann", required=True, type=Path, help="folder of {split}_gcg_coco_{mask,caption}_gt.json")
     parser.add_argument("--images", required=True, type=Path, help="folder of the GranD-f images")
     parser.add_argument("--split", default="val", choices=["val", "test"])

@@ -9,10 +9,14 @@ Images are COCO train2014 files found under `--images` by `instances.json`'s `fi
 referring sentence is a query with the official prompt; a query's mask is the union of the returned masks when the
 answer has `[SEG]`, else empty. Scores: cIoU (Σ I / Σ U, the published number) and gIoU (mean per-query IoU).
 
-Example::
+One process per GPU (or CPU processes, gloo), each taking every N-th image::
 
-    accelerate launch -m sa2va_hf.evaluation.refcoco --dataset refcoco --ann refer/refcoco --images coco/train2014 \\
-        --split val --model ByteDance/Sa2VA-InternVL3-2B --output runs/refcoco_val
+    accelerate launch --num_processes N -m sa2va_hf.evaluation.refcoco --dataset refcoco --ann refer/refcoco \\
+        --images coco/train2014 --split val --model ByteDance/Sa2VA-InternVL3-2B --output runs/refcoco_val
+    ACCELERATE_USE_CPU=1 CUDA_VISIBLE_DEVICES="" accelerate launch --multi_gpu --num_processes N \\
+        -m sa2va_hf.evaluation.refcoco ...
+
+(`accelerate launch --cpu` starts a single process.) An interrupted run resumes from `--output`.
 """
 
 import argparse
@@ -208,7 +212,9 @@ def summarize(records: list[dict]) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `sa2va-hf eval refcoco`."""
-    parser = argparse.ArgumentParser(prog="sa2va-hf eval refcoco", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sa2va-hf eval refcoco", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", required=True, choices=sorted(REFS_FILES))
     parser.add_argument(
         "--ann", required=True, type=Path, help="the dataset's REFER folder (refs file + instances.json)"

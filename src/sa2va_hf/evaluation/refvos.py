@@ -1,19 +1,40 @@
 """Referring video object segmentation: MeViS, Ref-DAVIS17, ReVOS, Ref-YouTube-VOS and Ref-SAV (official §7.2).
 
-Every dataset folder (`--root`) has the layout the official evaluation reads::
+`--root` is the dataset folder of the official `data/` tree; below it, the files the official evaluation reads
+(checked against `sa2va_eval_ref_vos.py` and `tools/eval/eval_*.py`)::
 
-    JPEGImages/<video>/<frame>.jpg
-    meta_expressions.json        {"videos": {video: {"frames": [frame, ...],
-                                                      "expressions": {exp_id: {"exp": str, "anno_id": [int, ...]}}}}}
-    mask_dict.json               {anno_id: [RLE or null per frame]}   (absent for server-scored splits)
+    mevis     (mevis/valid_u, or mevis/valid for the server)  JPEGImages/<video>/<frame>.jpg
+              meta_expressions.json   mask_dict.json (valid_u only)
+    davis17   (davis17)       valid/JPEGImages/  meta_expressions/valid/meta_expressions.json  valid/mask_dict.pkl
+    refytvos  (rvos)          valid/JPEGImages/  meta_expressions/valid/meta_expressions.json  (server only)
+    revos     (revos)         <video>/<frame>.jpg directly under the root  meta_expressions_valid_.json
+              mask_dict.json  mask_dict_foreground.json
+    ref_sav   (ref_sav_eval)  videos/<video>/<frame>.jpg  meta_expressions_valid.json  mask_dict.json
 
-ReVOS names its expressions `meta_expressions_valid_.json`, gives each a `type_id` (0 referring, 1 reasoning) and adds
-`mask_dict_foreground.json` (`{video: {"masks_rle": [RLE per frame]}}`). `--meta` / `--masks` override the names
-(relative to `--root`, `.json` or `.pkl`).
+Every expressions file is `{"videos": {video: {"frames": [frame, ...], "expressions": {exp_id: {"exp": str,
+"anno_id": [int, ...]}}}}}`; a mask file maps `str(anno_id)` to one COCO RLE (or null: absent) per frame. Ref-DAVIS17's
+expressions carry no `anno_id`: its scorer numbers the expressions 0, 1, ... over the videos and then the expression
+ids, both sorted, and that number is the key of `mask_dict.pkl`; each expression (of either annotator) is scored on
+its own and the score is the mean over all expressions. ReVOS and Ref-SAV give each expression a `type_id` and report
+each type and the mean of the types: ReVOS referring (0) and reasoning (1) with J, F, A and R (R needs
+`mask_dict_foreground.json`, `{video: {"masks_rle": [RLE per frame]}}`; type 2 is left out of every group), Ref-SAV
+long (0) and short (1) with J, F and A. The MeViS test split is `--meta meta_expressions_release.json`. `--meta`,
+`--masks` and `--frames` override the names (relative to `--root`; masks `.json` or `.pkl`).
 
-Every frame goes to the model with the official prompt; the first `[SEG]`'s masks are the prediction (none: empty).
-With ground truth the run scores J, F and J&F (ReVOS also A and R, per type); without it, or with `--submit`, it
-writes the server's format `Annotations/<video>/<exp_id>/<frame>.png` (0/255) under `--output`.
+As in the official inference, a video's frames and expression ids are sorted; every frame goes to the model with the
+official prompt; the first `[SEG]`'s masks are the prediction (none: empty). With ground truth the run scores J, F and
+J&F per expression; without it, or with `--submit`, it writes the servers' format (MeViS valid and Ref-YouTube-VOS
+valid, on CodaLab): `Annotations/<video>/<exp_id>/<frame>.png` (0/255) under `--output`, and `submission.zip` holding
+that `Annotations/` folder at its top level (what `zip -r submission.zip Annotations` makes), the file to upload.
+
+One process per GPU (or CPU processes, gloo), each taking every N-th expression::
+
+    accelerate launch --num_processes N -m sa2va_hf.evaluation.refvos --dataset mevis --root data/mevis/valid_u \\
+        --model ByteDance/Sa2VA-InternVL3-2B --output runs/mevis_valid_u
+    ACCELERATE_USE_CPU=1 CUDA_VISIBLE_DEVICES="" accelerate launch --multi_gpu --num_processes N \\
+        -m sa2va_hf.evaluation.refvos ...
+
+(`accelerate launch --cpu` starts a single process.) An interrupted run resumes from `--output`.
 """
 
 import argparse
@@ -21,6 +42,7 @@ import json
 import logging
 import pickle
 import sys
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -41,22 +63,45 @@ QUESTION_PROMPT = "<image>\n {expression} Please respond with a segmentation mas
 
 @dataclass(frozen=True)
 class Layout:
-    """File names of one dataset's folder (relative to its root)."""
+    """File names of one dataset's folder (relative to its root) and how it is scored.
 
-    meta: str = "meta_expressions.json"
-    masks: str | None = "mask_dict.json"
+    Args:
+        meta (`str`): the expressions file.
+        frames (`str`): the folder of `<video>/<frame>.jpg`.
+        masks (`str`, *optional*): the ground-truth mask file (none: server-scored).
+        foreground (`str`, *optional*): ReVOS's per-video foreground masks (for R).
+        groups (`tuple[str, ...]`): names of `type_id` 0, 1, ... reported separately (empty: one group).
+        numbered_expressions (`bool`): the expressions have no `anno_id`; their running number is the mask key.
+    """
+
+    meta: str
+    frames: str
+    masks: str | None
     foreground: str | None = None
+    groups: tuple[str, ...] = ()
+    numbered_expressions: bool = False
 
 
-# fmt: off
 LAYOUTS = {
-    "mevis":    Layout(),
-    "davis17":  Layout(),
-    "refytvos": Layout(),
-    "ref_sav":  Layout(),
-    "revos":    Layout(meta="meta_expressions_valid_.json", foreground="mask_dict_foreground.json"),
+    "mevis": Layout(meta="meta_expressions.json", frames="JPEGImages", masks="mask_dict.json"),
+    "davis17": Layout(
+        meta="meta_expressions/valid/meta_expressions.json",
+        frames="valid/JPEGImages",
+        masks="valid/mask_dict.pkl",
+        numbered_expressions=True,
+    ),
+    "refytvos": Layout(meta="meta_expressions/valid/meta_expressions.json", frames="valid/JPEGImages", masks=None),
+    "revos": Layout(
+        meta="meta_expressions_valid_.json",
+        frames=".",
+        masks="mask_dict.json",
+        foreground="mask_dict_foreground.json",
+        groups=("referring", "reason"),
+    ),
+    "ref_sav": Layout(
+        meta="meta_expressions_valid.json", frames="videos", masks="mask_dict.json", groups=("long", "short")
+    ),
 }
-# fmt: on
 
 
 @dataclass(frozen=True)
@@ -96,19 +141,43 @@ def _field(record, key: str, path: Path, where: str):
     return record[key]
 
 
-def load_expressions(meta_path: Path, need_annotations: bool, need_type: bool) -> list[Expression]:
-    """Every (video, expression) of a `meta_expressions` file, in file order.
+def load_expressions(
+    meta_path: Path, need_annotations: bool, need_type: bool, numbered: bool = False
+) -> list[Expression]:
+    """Every (video, expression) of an expressions file: videos in file order, frames and expression ids sorted.
+
+    Args:
+        meta_path (`Path`): the expressions file.
+        need_annotations (`bool`): require each expression's `anno_id` (the ground truth is scored).
+        need_type (`bool`): require each expression's `type_id` (grouped scores).
+        numbered (`bool`): Ref-DAVIS17: the annotation id of an expression is its running number over the sorted
+            videos and sorted expression ids (`anno_id` is not read).
 
     Raises:
         ValueError: naming the file and the field that is missing.
     """
     meta = _read(meta_path, "expressions file")
+    videos = _field(meta, "videos", meta_path, "the top level")
+    if not isinstance(videos, dict):
+        raise ValueError(f"{meta_path}: field 'videos' must map video names to videos, got {type(videos).__name__}")
+    numbers = {}
+    if numbered:
+        for video in sorted(videos):
+            for exp_id in sorted(_field(videos[video], "expressions", meta_path, f"videos[{video!r}]")):
+                numbers[video, exp_id] = [len(numbers)]
     expressions = []
-    for video, info in _field(meta, "videos", meta_path, "the top level").items():
-        frames = tuple(_field(info, "frames", meta_path, f"videos[{video!r}]"))
-        for exp_id, exp in _field(info, "expressions", meta_path, f"videos[{video!r}]").items():
+    for video, info in videos.items():
+        frames = tuple(sorted(_field(info, "frames", meta_path, f"videos[{video!r}]")))
+        exps = _field(info, "expressions", meta_path, f"videos[{video!r}]")
+        for exp_id in sorted(exps):
+            exp = exps[exp_id]
             where = f"videos[{video!r}].expressions[{exp_id!r}]"
-            anno_ids = _field(exp, "anno_id", meta_path, where) if need_annotations else exp.get("anno_id", [])
+            if numbered:
+                anno_ids = numbers[video, exp_id]
+            elif need_annotations:
+                anno_ids = _field(exp, "anno_id", meta_path, where)
+            else:
+                anno_ids = exp.get("anno_id", [])
             type_id = _field(exp, "type_id", meta_path, where) if need_type else None
             text = _field(exp, "exp", meta_path, where)
             expressions.append(Expression(video, str(exp_id), text, frames, tuple(anno_ids), type_id))
@@ -155,29 +224,32 @@ class RefVOSEvaluator:
     """
 
     def __init__(self, args: argparse.Namespace, predictor: Predictor | None = None) -> None:
-        layout = LAYOUTS[args.dataset]
+        self.layout = LAYOUTS[args.dataset]
         self.root: Path = args.root
+        self.frames_dir = self.root / (args.frames or self.layout.frames)
         self.predictor = predictor
         self.output: Path = args.output
-        masks_name = args.masks or layout.masks
+        masks_name = args.masks or self.layout.masks
         self.masks_path = self.root / masks_name if masks_name else None
         has_masks = self.masks_path is not None and self.masks_path.is_file()
         self.submit = args.submit or not has_masks
         if not has_masks and not args.submit:
             logger.info("no ground truth at %s: writing the submission format only", self.masks_path)
         self.mask_dict = None if self.submit else _read(self.masks_path, "mask file")
-        self.foreground_path = self.root / layout.foreground if layout.foreground and not self.submit else None
+        foreground = self.layout.foreground
+        self.foreground_path = self.root / foreground if foreground and not self.submit else None
         self.foreground = _read(self.foreground_path, "foreground mask file") if self.foreground_path else None
         self.bound_th = args.bound_th
         self.expressions = load_expressions(
-            self.root / (args.meta or layout.meta),
+            self.root / (args.meta or self.layout.meta),
             need_annotations=not self.submit,
-            need_type=self.foreground is not None,
+            need_type=bool(self.layout.groups) and not self.submit,
+            numbered=self.layout.numbered_expressions,
         )
 
     def __call__(self, expression: Expression) -> dict:
         """Predict `expression` over all its frames; return its scores (or the number of PNGs written)."""
-        frames = _load_video(self.root / "JPEGImages" / expression.video, expression.frames)
+        frames = _load_video(self.frames_dir / expression.video, expression.frames)
         width, height = frames[0].size
         result = self.predictor.predict_forward(video=frames, text=prompt_for(expression.text))
         masks = predicted_masks(result, len(frames), height, width)
@@ -190,43 +262,62 @@ class RefVOSEvaluator:
             return {**record, "frames_written": len(frames)}
         gt = ground_truth(expression, self.mask_dict, self.masks_path, (height, width))
         record.update(j_and_f(masks, gt, self.bound_th))
+        if self.layout.groups:
+            record.update(type_id=expression.type_id, A=revos_accuracy(masks, gt))
         if self.foreground is not None:
             video_fg = _field(self.foreground, expression.video, self.foreground_path, "the top level")
             rles = _field(video_fg, "masks_rle", self.foreground_path, f"[{expression.video!r}]")
-            foreground = np.stack([rle_decode(rle) for rle in rles])
-            record.update(
-                type_id=expression.type_id, A=revos_accuracy(masks, gt), R=revos_robustness(masks, gt, foreground)
-            )
+            record["R"] = revos_robustness(masks, gt, np.stack([rle_decode(rle) for rle in rles]))
         return record
 
 
-def summarize(records: list[dict], dataset: str, submit: bool) -> dict:
-    """Dataset scores ×100: J, F, J&F over expressions; ReVOS per type (referring 0, reason 1) and their average."""
+def write_submission_zip(output: Path) -> Path:
+    """Zip `output/Annotations/` (kept as the archive's top folder) into `output/submission.zip` for the server."""
+    path = output / "submission.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for png in sorted((output / "Annotations").rglob("*.png")):
+            archive.write(png, png.relative_to(output).as_posix())
+    return path
+
+
+def summarize(records: list[dict], layout: Layout, submit: bool) -> dict:
+    """Dataset scores ×100: J, F and J&F averaged over expressions.
+
+    Grouped datasets (ReVOS, Ref-SAV) are scored per `type_id` group and as the mean of the groups; other `type_id`s
+    (ReVOS's 2) are in no group.
+    """
     if submit:
-        return {"num_expressions": len(records), "submission": "Annotations/"}
+        return {"num_expressions": len(records), "submission": "submission.zip"}
 
     def mean_scores(subset: list[dict], keys: tuple[str, ...]) -> dict:
         scores = {key: 100 * float(np.mean([r[key] for r in subset])) if subset else float("nan") for key in keys}
         scores["J&F"] = (scores["J"] + scores["F"]) / 2
         return scores
 
-    if dataset != "revos":
+    if not layout.groups:
         return {**mean_scores(records, ("J", "F")), "num_expressions": len(records)}
-    keys = ("J", "F", "A", "R")
-    referring = mean_scores([r for r in records if r["type_id"] == 0], keys)
-    reason = mean_scores([r for r in records if r["type_id"] == 1], keys)
-    overall = {key: (referring[key] + reason[key]) / 2 for key in referring}
-    return {"referring": referring, "reason": reason, "overall": overall, "num_expressions": len(records)}
+    keys = ("J", "F", "A", "R") if layout.foreground else ("J", "F", "A")
+    groups = {
+        name: mean_scores([r for r in records if r["type_id"] == type_id], keys)
+        for type_id, name in enumerate(layout.groups)
+    }
+    overall = {key: float(np.mean([group[key] for group in groups.values()])) for key in (*keys, "J&F")}
+    return {**groups, "overall": overall, "num_expressions": len(records)}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `sa2va-hf eval refvos`."""
-    parser = argparse.ArgumentParser(prog="sa2va-hf eval refvos", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sa2va-hf eval refvos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", required=True, choices=sorted(LAYOUTS))
-    parser.add_argument("--root", required=True, type=Path, help="the split's folder (JPEGImages/, meta, masks)")
-    parser.add_argument("--meta", help="expressions file name under --root (default: the dataset's)")
-    parser.add_argument("--masks", help="ground-truth mask file name under --root (default: mask_dict.json)")
-    parser.add_argument("--submit", action="store_true", help="write Annotations/ PNGs for the server, do not score")
+    parser.add_argument("--root", required=True, type=Path, help="the dataset's folder (see the layouts above)")
+    parser.add_argument("--meta", help="expressions file under --root (default: the dataset's)")
+    parser.add_argument("--masks", help="ground-truth mask file under --root (default: the dataset's)")
+    parser.add_argument("--frames", help="folder of <video>/<frame>.jpg under --root (default: the dataset's)")
+    parser.add_argument(
+        "--submit", action="store_true", help="write Annotations/ PNGs and submission.zip for the server; no scores"
+    )
     parser.add_argument("--bound-th", type=float, default=0.008, help="F tolerance (fraction of the diagonal)")
     add_common_arguments(parser)
     return parser
@@ -244,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         items, evaluator, lambda e: f"{e.video}/{e.exp_id}", args.output, shard, f"{args.dataset} refvos"
     )
     if records is not None:
-        summary = summarize(records, args.dataset, evaluator.submit)
+        summary = summarize(records, evaluator.layout, evaluator.submit)
+        if evaluator.submit:
+            write_submission_zip(args.output)
         path = write_results(args.output, summary, records, config_of(args, shard.world_size))
         print(json.dumps(summary), f"-> {path}")
     return 0
