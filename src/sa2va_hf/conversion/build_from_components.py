@@ -70,7 +70,7 @@ from .convert_official import (
     resolve_dtype,
 )
 from .key_mapping import SAM2_TABLE, convert_keys, plan_tensor_groups
-from .official_processor import QWEN_CHAT_TEMPLATE_FILES
+from .official_processor import QWEN_CHAT_TEMPLATE_FILES, read_processor_chat_template
 
 
 logger = logging.getLogger(__name__)
@@ -174,11 +174,8 @@ def resolve_template(vlm_config: PreTrainedConfig, template: str | None) -> str:
 
 def _vlm_chat_template(vlm_dir: Path, tokenizer: PreTrainedTokenizerBase) -> str:
     """The chat template saved with a Qwen-VL processor (`chat_template.jinja` / `.json`), else the tokenizer's."""
-    for name in QWEN_CHAT_TEMPLATE_FILES:
-        path = vlm_dir / name
-        if path.is_file():
-            text = path.read_text()
-            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    if (chat_template := read_processor_chat_template(vlm_dir)) is not None:
+        return chat_template
     if tokenizer.chat_template is None:
         raise FileNotFoundError(
             f"{vlm_dir} has no chat template ({' or '.join(QWEN_CHAT_TEMPLATE_FILES)}, or `chat_template` in "

@@ -18,16 +18,14 @@ from ..models.sa2va.processing_sa2va import Sa2VAProcessor
 QWEN_CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
-def _qwen_chat_template(src_dir: Path) -> str:
+def read_processor_chat_template(folder: Path) -> str | None:
+    """The chat template a Qwen-VL processor saved in `folder` (`chat_template.jinja` or `.json`), or `None`."""
     for name in QWEN_CHAT_TEMPLATE_FILES:
-        path = src_dir / name
+        path = folder / name
         if path.is_file():
             text = path.read_text()
             return json.loads(text)["chat_template"] if name.endswith(".json") else text
-    raise FileNotFoundError(
-        f"{src_dir} has no chat template ({' or '.join(QWEN_CHAT_TEMPLATE_FILES)}); an official Qwen-VL checkpoint "
-        "saves its processor's template there."
-    )
+    return None
 
 
 def build_official_processor(config: Sa2VAConfig, src_dir: str | Path, template: str | None, key_family: str):
@@ -56,7 +54,12 @@ def build_official_processor(config: Sa2VAConfig, src_dir: str | Path, template:
             raise ValueError(f"{src_dir}/config.json names no `template`; InternVL checkpoints need one.")
         chat_template, stop_words = get_chat_template(template)
     else:
-        chat_template, stop_words = _qwen_chat_template(src_dir), ()
+        chat_template, stop_words = read_processor_chat_template(src_dir), ()
+        if chat_template is None:
+            raise FileNotFoundError(
+                f"{src_dir} has no chat template ({' or '.join(QWEN_CHAT_TEMPLATE_FILES)}); an official Qwen-VL "
+                "checkpoint saves its processor's template there."
+            )
     tokenizer.chat_template = chat_template
     return Sa2VAProcessor(
         image_processor=Sa2VAImageProcessor(vlm_family=vlm_family),
@@ -84,4 +87,4 @@ def save_config_and_code(config: Sa2VAConfig, dst_dir: str | Path) -> list[Path]
     return copied
 
 
-__all__ = ["build_official_processor", "save_config_and_code"]
+__all__ = ["build_official_processor", "read_processor_chat_template", "save_config_and_code"]
