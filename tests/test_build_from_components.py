@@ -20,13 +20,11 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForImageTextToText,
     AutoProcessor,
-    Qwen2Tokenizer,
     Sam2Config,
     Sam2Model,
     Sam2VideoConfig,
@@ -54,20 +52,9 @@ def red_circle(width: int = 96, height: int = 72) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def base_tokenizer(family: str) -> Qwen2Tokenizer:
-    """The tiny tokenizer of `family` without the Sa2VA tokens: a VLM's tokenizer before Sa2VA."""
-    tiny = build_tiny_tokenizer(family)
-    added = sorted(tiny.get_added_vocab().items(), key=lambda item: item[1])
-    vocab = {char: i for i, char in enumerate(sorted(ByteLevel.alphabet()))}
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, pad_token=None, eos_token=None)
-    tokenizer.add_tokens([token for token, _ in added if token not in SA2VA_SPECIAL_TOKENS], special_tokens=True)
-    tokenizer.eos_token, tokenizer.pad_token = tiny.eos_token, tiny.pad_token
-    return tokenizer
-
-
 def write_vlm(folder: Path, family: str, tie_word_embeddings: bool) -> dict[str, torch.Tensor]:
     """A transformers VLM folder (weights, config, tokenizer, chat template); returns its state dict."""
-    tokenizer = base_tokenizer(family)
+    tokenizer = build_tiny_tokenizer(family, sa2va_tokens=False)
     token_ids = {token: tokenizer.convert_tokens_to_ids(token) for token in tokenizer.get_added_vocab()}
     values = tiny_vlm_config(family, len(tokenizer), token_ids)
     values["tie_word_embeddings"] = values["text_config"]["tie_word_embeddings"] = tie_word_embeddings

@@ -81,10 +81,11 @@ _TINY_TEXT = {
 }
 
 
-def build_tiny_tokenizer(family: str) -> Qwen2Tokenizer:
-    """A byte-level tokenizer (256 byte tokens, no merges) with the family's special tokens and Sa2VA's."""
+def build_tiny_tokenizer(family: str, sa2va_tokens: bool = True) -> Qwen2Tokenizer:
+    """A byte-level tokenizer (256 byte tokens, no merges) with the family's special tokens and, unless
+    `sa2va_tokens=False` (a VLM's tokenizer before Sa2VA), Sa2VA's."""
     vocab = {char: i for i, char in enumerate(sorted(ByteLevel.alphabet()))}
-    special = (*_FAMILY_TOKENS[family], *SA2VA_SPECIAL_TOKENS)
+    special = (*_FAMILY_TOKENS[family], *(SA2VA_SPECIAL_TOKENS if sa2va_tokens else ()))
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, pad_token=None, eos_token=None)
     tokenizer.add_tokens(list(special), special_tokens=True)
     tokenizer.eos_token = "<|im_end|>"
