@@ -136,6 +136,9 @@ def run_items(
     todo = [item for item in items if item_id(item) not in done]
     if done and shard.is_main:
         logger.info("resuming: %d of %d items already done in %s", len(items) - len(todo), len(items), output)
+    # Every rank must read the same finished set before any rank appends to its file; otherwise the ranks split
+    # different to-do lists and items are skipped.
+    shard.barrier()
     mine = shard.split(todo)
     new_records = []
     with open(output / f"{RECORDS_PREFIX}{shard.rank}.jsonl", "a") as sink:
