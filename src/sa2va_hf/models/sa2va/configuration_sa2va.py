@@ -65,6 +65,16 @@ class Sa2VAConfig(PreTrainedConfig):
         blank_absent_objects (`bool`, *optional*, defaults to `False`):
             Stock SAM-2 blanks a frame's mask when it judges the object absent. The official Sa2VA code keeps the mask;
             set `True` for the stock behaviour.
+        mask_loss_weight (`float`, *optional*, defaults to 2.0):
+            Training: weight of the sigmoid cross-entropy between SAM-2's low-resolution mask logits and the target.
+        dice_loss_weight (`float`, *optional*, defaults to 0.5):
+            Training: weight of the dice loss on the same points.
+        train_num_points (`int`, *optional*, defaults to 12544):
+            Training: points sampled per mask for both mask losses (PointRend-style, as the official recipe).
+        oversample_ratio (`float`, *optional*, defaults to 3.0):
+            Training: candidate points drawn per sampled point before picking the most uncertain ones.
+        importance_sample_ratio (`float`, *optional*, defaults to 0.75):
+            Training: share of the sampled points taken where the prediction is most uncertain (the rest uniform).
     """
 
     model_type = "sa2va"
@@ -82,6 +92,11 @@ class Sa2VAConfig(PreTrainedConfig):
     key_frame_strategy: Literal["first", "uniform"] = "first"
     mask_threshold: float = 0.0
     blank_absent_objects: bool = False
+    mask_loss_weight: float = 2.0
+    dice_loss_weight: float = 0.5
+    train_num_points: int = 12544
+    oversample_ratio: float = 3.0
+    importance_sample_ratio: float = 0.75
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
@@ -102,6 +117,12 @@ class Sa2VAConfig(PreTrainedConfig):
         if self.key_frame_strategy not in KEY_FRAME_STRATEGIES:
             raise ValueError(
                 f"`key_frame_strategy` must be one of {', '.join(KEY_FRAME_STRATEGIES)}, got {self.key_frame_strategy!r}."
+            )
+        if self.train_num_points < 1 or self.oversample_ratio < 1 or not 0 <= self.importance_sample_ratio <= 1:
+            raise ValueError(
+                "Mask-loss sampling needs `train_num_points` >= 1, `oversample_ratio` >= 1 and "
+                f"0 <= `importance_sample_ratio` <= 1; got {self.train_num_points}, {self.oversample_ratio}, "
+                f"{self.importance_sample_ratio}."
             )
         text_config = self.text_config
         if self.seg_token_id is not None and not 0 <= self.seg_token_id < text_config.vocab_size:

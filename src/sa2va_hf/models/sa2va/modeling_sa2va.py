@@ -13,6 +13,7 @@ from transformers.utils import ModelOutput, logging
 
 from .configuration_sa2va import Sa2VAConfig
 from .image_processing_sa2va import Sa2VAImageProcessor
+from .loss_sa2va import mask_losses, resize_target_masks
 from .modeling_sa2va_sam2 import Sa2VASam2Model
 from .processing_sa2va import Sa2VAProcessor
 from .video_io_sa2va import load_frames
@@ -40,8 +41,11 @@ class Sa2VACausalLMOutputWithPast(ModelOutput):
     Output of [`Sa2VAForConditionalGeneration.forward`].
 
     Args:
-        loss (`torch.FloatTensor` of shape `(1,)`, *optional*): total loss (the language-model loss for now).
-        lm_loss (`torch.FloatTensor` of shape `(1,)`, *optional*): next-token cross-entropy on `labels`.
+        loss (`torch.FloatTensor` of shape `()`, *optional*): `lm_loss + mask_loss_weight * mask_bce_loss +
+            dice_loss_weight * mask_dice_loss`, the terms that were computed.
+        lm_loss (`torch.FloatTensor` of shape `()`, *optional*): next-token cross-entropy on `labels`.
+        mask_bce_loss (`torch.FloatTensor` of shape `()`, *optional*): sigmoid cross-entropy of the `[SEG]` masks.
+        mask_dice_loss (`torch.FloatTensor` of shape `()`, *optional*): dice loss of the `[SEG]` masks.
         logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`): language-model logits.
         past_key_values (`Cache`, *optional*): the VLM's key/value cache.
         hidden_states (`tuple[torch.FloatTensor]`, *optional*): the VLM's hidden states per layer.
@@ -50,6 +54,8 @@ class Sa2VACausalLMOutputWithPast(ModelOutput):
 
     loss: torch.FloatTensor | None = None
     lm_loss: torch.FloatTensor | None = None
+    mask_bce_loss: torch.FloatTensor | None = None
+    mask_dice_loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     past_key_values: object | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -88,6 +94,9 @@ class Sa2VAPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    # `forward` adds per-batch mask losses to the token loss, so `Trainer` must average over accumulation steps
+    # itself rather than hand the token count to the language-model loss.
+    accepts_loss_kwargs = False
 
 
 class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
@@ -157,46 +166,153 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         attention_mask: torch.Tensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
+        sam_pixel_values: torch.FloatTensor | None = None,
+        sam_frames_per_sample: torch.LongTensor | None = None,
+        gt_masks: list[torch.Tensor] | None = None,
         **kwargs,
     ) -> Sa2VACausalLMOutputWithPast:
         r"""
-        Run the VLM, with the language-model loss when `labels` are given.
+        Run the VLM; with `labels` the language-model loss, and with `gt_masks` the mask losses of every `[SEG]` in
+        `input_ids` (teacher forcing, as the official training): each `[SEG]`'s last-layer state is projected and
+        prompts SAM-2 on every frame of its sample, each frame decoded on its own (no memory), and the low-resolution
+        logits are compared with the target. `loss = lm_loss + mask_loss_weight * mask_bce_loss + dice_loss_weight *
+        mask_dice_loss` (weights in the config).
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): prompt ids from the processor.
             attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*).
-            pixel_values (`torch.FloatTensor`, *optional*): the VLM view (InternVL `(num_tiles, 3, 448, 448)`;
-                Qwen-VL `(num_patches, patch_dim)` with `image_grid_thw` and `mm_token_type_ids` in `kwargs`).
+            pixel_values (`torch.FloatTensor`, *optional*): the VLM view of every image in the batch, in prompt order
+                (InternVL `(num_tiles, 3, tile_size, tile_size)`; Qwen-VL `(num_patches, patch_dim)` with
+                `image_grid_thw` and `mm_token_type_ids` in `kwargs`).
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): target ids, -100 ignored.
-            kwargs: passed to the VLM (`image_grid_thw`, `mm_token_type_ids`, `past_key_values`, ...).
+            sam_pixel_values (`torch.FloatTensor` of shape `(num_frames, 3, image_size, image_size)`, *optional*): the
+                SAM-2 view of the frames of every sample that has `[SEG]` targets, sample after sample.
+            sam_frames_per_sample (`torch.LongTensor` of shape `(batch_size,)`, *optional*): how many rows of
+                `sam_pixel_values` belong to each sample (0 for a sample without targets).
+            gt_masks (`list[torch.Tensor]`, *optional*): per sample, binary targets `(num_objects, num_frames, height,
+                width)`, one row per `[SEG]` of the sample in order, at any resolution (resized to SAM-2's logits).
+            kwargs: passed to the VLM (`image_grid_thw`, `mm_token_type_ids`, `past_key_values`, ...), except
+                `region_masks` and `tiles_per_sample` (InternVL visual prompts, see [`internvl_inputs_embeds`]).
         """
-        outputs = self.vlm(
-            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, labels=labels, **kwargs
-        )
+        seg_states: list[torch.Tensor] = []
+        handle = None
+        if gt_masks is not None:
+            handle = self.final_norm.register_forward_hook(
+                lambda module, args, output: seg_states.append(self._seg_state(args, output))
+            )
+        region_masks = kwargs.pop("region_masks", None)
+        tiles_per_sample = kwargs.pop("tiles_per_sample", None)
+        try:
+            if region_masks is not None:
+                inputs_embeds = self.internvl_inputs_embeds(input_ids, pixel_values, region_masks, tiles_per_sample)
+                outputs = self.vlm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+            else:
+                outputs = self.vlm(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    pixel_values=pixel_values,
+                    labels=labels,
+                    **kwargs,
+                )
+        finally:
+            if handle is not None:
+                handle.remove()
+        loss = lm_loss = outputs.loss
+        mask_bce_loss = mask_dice_loss = None
+        if gt_masks is not None:
+            mask_bce_loss, mask_dice_loss = self._mask_losses(
+                seg_states[0], input_ids, sam_pixel_values, sam_frames_per_sample, gt_masks
+            )
+            mask_loss = self.config.mask_loss_weight * mask_bce_loss + self.config.dice_loss_weight * mask_dice_loss
+            loss = mask_loss if loss is None else loss + mask_loss
         return Sa2VACausalLMOutputWithPast(
-            loss=outputs.loss,
-            lm_loss=outputs.loss,
+            loss=loss,
+            lm_loss=lm_loss,
+            mask_bce_loss=mask_bce_loss,
+            mask_dice_loss=mask_dice_loss,
             logits=outputs.logits,
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
 
+    def _seg_state(self, norm_args: tuple, norm_output: torch.Tensor) -> torch.Tensor:
+        """The state a `[SEG]` prompt is made from, given the final norm's inputs and output (`SEG_STATE_AFTER_FINAL_NORM`)."""
+        return norm_output if SEG_STATE_AFTER_FINAL_NORM[self.config.vlm_family] else norm_args[0]
+
+    def _mask_losses(
+        self,
+        last_states: torch.FloatTensor,
+        input_ids: torch.LongTensor,
+        sam_pixel_values: torch.FloatTensor | None,
+        sam_frames_per_sample: torch.LongTensor | None,
+        gt_masks: list[torch.Tensor],
+    ) -> tuple[torch.FloatTensor, torch.FloatTensor]:
+        """`(bce, dice)` over every `[SEG]` and frame of the batch; zero (but connected to the trainable mask modules,
+        so every rank of a distributed run reduces the same gradients) when the batch has no `[SEG]`.
+
+        `last_states` is `(batch_size, sequence_length, hidden_size)`; the other arguments are as in [`forward`]."""
+        seg_positions = input_ids == self.config.seg_token_id
+        objects_per_sample = seg_positions.sum(dim=1).tolist()
+        if len(gt_masks) != len(objects_per_sample):
+            raise ValueError(f"`gt_masks` has {len(gt_masks)} entries for a batch of {len(objects_per_sample)}.")
+        seg_embeddings = self.project_seg_hidden_states(last_states[seg_positions])
+        frames_per_sample = [0] * len(gt_masks) if sam_frames_per_sample is None else sam_frames_per_sample.tolist()
+        prompt_objects, prompt_frames, targets = [], [], []
+        first_object = first_frame = 0
+        for sample_idx, (num_objects, num_frames, masks) in enumerate(
+            zip(objects_per_sample, frames_per_sample, gt_masks)
+        ):
+            if tuple(masks.shape[:2]) != (num_objects, num_frames):
+                raise ValueError(
+                    f"Sample {sample_idx} has {num_objects} [SEG] tokens and {num_frames} SAM-2 frames, but its "
+                    f"`gt_masks` entry has shape {tuple(masks.shape)}; expected ({num_objects}, {num_frames}, H, W)."
+                )
+            for frame_idx in range(num_frames if num_objects else 0):
+                prompt_objects.extend(range(first_object, first_object + num_objects))
+                prompt_frames.extend([first_frame + frame_idx] * num_objects)
+                targets.append(masks[:, frame_idx])
+            first_object += num_objects
+            first_frame += num_frames
+        if not targets:
+            trainable = [p for p in (*self.seg_projector.parameters(), *self.sam2.parameters()) if p.requires_grad]
+            zero = sum((0.0 * p.sum() for p in trainable), last_states.new_zeros(()))
+            return zero, zero
+        device = seg_embeddings.device
+        logits = self.sam2.segment_images(
+            seg_embeddings[torch.tensor(prompt_objects, device=device)].to(self.sam2.dtype),
+            sam_pixel_values.to(self.sam2.dtype),
+            torch.tensor(prompt_frames, device=device),
+        ).pred_masks[:, 0]
+        low_res = logits.shape[-2:]
+        targets = torch.cat([resize_target_masks(masks, low_res) for masks in targets])
+        return mask_losses(
+            logits,
+            targets,
+            self.config.train_num_points,
+            self.config.oversample_ratio,
+            self.config.importance_sample_ratio,
+        )
+
     def internvl_inputs_embeds(
         self,
         input_ids: torch.LongTensor,
         pixel_values: torch.FloatTensor | None = None,
-        region_masks: torch.BoolTensor | None = None,
+        region_masks: torch.BoolTensor | list[torch.BoolTensor | None] | None = None,
+        tiles_per_sample: list[int] | None = None,
     ) -> torch.FloatTensor:
         r"""
         Prompt embeddings of an InternVL-family Sa2VA, image features in place of the image tokens, in the order the
-        official model fills them: every tile's tokens, then for each visual-prompt region the last tile's (the
-        thumbnail's) tokens under its mask, row-major.
+        official model fills them: per sample, every tile's tokens, then for each visual-prompt region the sample's
+        last tile's (the thumbnail's) tokens under its mask, row-major.
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): prompt ids from the processor.
-            pixel_values (`torch.FloatTensor` of shape `(num_tiles, 3, tile_size, tile_size)`, *optional*).
-            region_masks (`torch.BoolTensor` of shape `(num_regions, grid, grid)`, *optional*): from the processor.
+            pixel_values (`torch.FloatTensor` of shape `(num_tiles, 3, tile_size, tile_size)`, *optional*): the tiles
+                of every sample, sample after sample.
+            region_masks (`torch.BoolTensor` of shape `(num_regions, grid, grid)`, or a list of them (or `None`) per
+                sample, *optional*): visual prompts on the thumbnail's token grid, from the processor.
+            tiles_per_sample (`list[int]`, *optional*): rows of `pixel_values` per sample; default all in one sample.
 
         Returns:
             `torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`.
@@ -205,8 +321,19 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         if pixel_values is None:
             return inputs_embeds
         tiles = self.vlm.model.get_image_features(pixel_values=pixel_values, return_dict=True).pooler_output
-        regions = [] if region_masks is None else [tiles[-1][mask.flatten()] for mask in region_masks]
-        features = torch.cat([tiles.flatten(0, 1), *regions]).to(inputs_embeds.dtype)
+        if not isinstance(region_masks, list):
+            region_masks = [region_masks]
+        tiles_per_sample = [tiles.shape[0]] if tiles_per_sample is None else [int(n) for n in tiles_per_sample]
+        if len(tiles_per_sample) != len(region_masks) or sum(tiles_per_sample) != tiles.shape[0]:
+            raise ValueError(
+                f"`tiles_per_sample` {tiles_per_sample} must give one count per `region_masks` entry "
+                f"({len(region_masks)}) and add up to the {tiles.shape[0]} tiles of `pixel_values`."
+            )
+        features = []
+        for sample_tiles, regions in zip(tiles.split(tiles_per_sample), region_masks):
+            features.append(sample_tiles.flatten(0, 1))
+            features.extend(sample_tiles[-1][mask.flatten()] for mask in ([] if regions is None else regions))
+        features = torch.cat(features).to(inputs_embeds.dtype)
         image_positions = input_ids == self.config.vlm_config.image_token_id
         if int(image_positions.sum()) != features.shape[0]:
             raise ValueError(

@@ -133,20 +133,34 @@ class Sa2VASam2Model(Sam2VideoModel):
         ]
 
     def segment_images(
-        self, language_embeddings: torch.FloatTensor, pixel_values: torch.FloatTensor
+        self,
+        language_embeddings: torch.FloatTensor,
+        pixel_values: torch.FloatTensor,
+        frame_indices: torch.LongTensor | None = None,
     ) -> Sam2VideoImageSegmentationOutput:
-        """Segment one image for several language prompts; the image is encoded once (differentiable).
+        """Segment images for language prompts, each image encoded once, all prompts decoded as one batch
+        (differentiable; no memory).
 
         Args:
-            language_embeddings (`torch.FloatTensor` of shape `(num_objects, hidden_size)`): projected `[SEG]` states.
-            pixel_values (`torch.FloatTensor` of shape `(1, 3, image_size, image_size)`): SAM-2 view of the image.
+            language_embeddings (`torch.FloatTensor` of shape `(num_prompts, hidden_size)`): projected `[SEG]` states.
+            pixel_values (`torch.FloatTensor` of shape `(num_images, 3, image_size, image_size)`): SAM-2 view.
+            frame_indices (`torch.LongTensor` of shape `(num_prompts,)`, *optional*): the image each prompt segments;
+                by default every prompt segments the only image.
 
         Returns:
-            `Sam2VideoImageSegmentationOutput` with `pred_masks` of shape `(num_objects, 1, 256, 256)` (low-res
-            logits of the best of the three multimask outputs) and `iou_scores` `(num_objects, 1, 3)`.
+            `Sam2VideoImageSegmentationOutput` with `pred_masks` of shape `(num_prompts, 1, low_res, low_res)` (low-res
+            logits of the best of the three multimask outputs; `low_res` is `image_size / 4`) and `iou_scores`
+            `(num_prompts, 1, 3)`.
         """
-        num_objects = language_embeddings.shape[0]
-        image_embeddings = [feature.expand(num_objects, -1, -1, -1) for feature in self.image_embeddings(pixel_values)]
+        num_prompts = language_embeddings.shape[0]
+        if frame_indices is None:
+            if pixel_values.shape[0] != 1:
+                raise ValueError(
+                    f"`pixel_values` holds {pixel_values.shape[0]} images; pass `frame_indices` to say which image "
+                    "each prompt segments."
+                )
+            frame_indices = torch.zeros(num_prompts, dtype=torch.long, device=pixel_values.device)
+        image_embeddings = [feature[frame_indices] for feature in self.image_embeddings(pixel_values)]
         with self.prompt_encoder.language_prompt(language_embeddings[:, None, None, :]):
             return self._single_frame_forward(image_embeddings=image_embeddings, multimask_output=True)
 
