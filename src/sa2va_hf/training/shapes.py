@@ -1,0 +1,325 @@
+"""The "shapes" grounding task, generated in code: the data the embedded default model (`tiny-shapes`) learns from.
+
+Scenes hold two to four coloured circles, squares and triangles on a plain light or grey background, at any size from
+64 to 512 px per side. A sample is one of:
+
+- referring: "Please segment the {colour} {shape}." → "Sure, [SEG]." (one to three turns, a mask each);
+- absent: a colour and shape that is not in the scene → "There is no {colour} {shape} in the image.";
+- grounded caption (GCG): "Please describe the image with a mask for each shape." → "<p> red circle </p> [SEG], ...",
+  shapes listed left to right;
+- video: a short clip of drifting shapes, referring questions, a mask per frame.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..models.sa2va.configuration_sa2va import Sa2VAConfig
+from ..models.sa2va.image_processing_sa2va import Sa2VAImageProcessor
+from ..models.sa2va.modeling_sa2va import Sa2VAForConditionalGeneration
+from ..models.sa2va.processing_sa2va import Sa2VAProcessor
+from ..synthetic import COLOURS, SHAPES, Scene, random_shapes, render_scene
+from ..tiny import TINY_SAM2_CONFIG, build_tiny_processor, tiny_vlm_config
+
+
+REFER_QUESTION = "Please segment the {name}."
+REFER_ANSWER = "Sure, [SEG]."
+ABSENT_ANSWER = "There is no {name} in the image."
+GCG_QUESTION = "Please describe the image with a mask for each shape."
+GCG_PHRASE = "<p> {name} </p> [SEG]"
+IMAGE_SIDES = (64, 512)
+VIDEO_SIDES = (64, 256)
+
+
+def random_background(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A plain light (slightly tinted) or grey background colour."""
+    if rng.random() < 0.5:
+        grey = int(rng.integers(150, 236))
+        return (grey, grey, grey)
+    return tuple(int(v) for v in rng.integers(215, 256, size=3))
+
+
+# Area of a shape of radius r, per unit r² (a triangle spans 2r by 2r).
+SHAPE_AREA = {"circle": np.pi, "square": 4.0, "triangle": 2.0}
+MIN_VISIBLE = 0.6
+
+
+def visible_scene(rng: np.random.Generator, size: tuple[int, int], num_shapes: int, background) -> Scene:
+    """A random scene where every shape keeps at least `MIN_VISIBLE` of its area in view (not hidden by another)."""
+    while True:
+        scene = render_scene(random_shapes(rng, size, num_shapes), size, background)
+        if all(m.sum() >= MIN_VISIBLE * SHAPE_AREA[s.shape] * s.radius**2 for s, m in zip(scene.shapes, scene.masks)):
+            return scene
+
+
+def random_size(rng: np.random.Generator, sides: tuple[int, int]) -> tuple[int, int]:
+    """`(width, height)`, each side uniform in `sides` (any aspect ratio)."""
+    return int(rng.integers(sides[0], sides[1] + 1)), int(rng.integers(sides[0], sides[1] + 1))
+
+
+def moving_clip(rng: np.random.Generator, size: tuple[int, int], num_frames: int, num_shapes: int) -> list[Scene]:
+    """A clip whose shapes drift in straight lines, bouncing off the borders."""
+    width, height = size
+    background = random_background(rng)
+    shapes = random_shapes(rng, size, num_shapes)
+    velocities = rng.uniform(-0.04, 0.04, size=(num_shapes, 2)) * np.array([width, height])
+    scenes = []
+    for _ in range(num_frames):
+        scenes.append(render_scene(shapes, size, background))
+        moved = []
+        for spec, velocity in zip(shapes, velocities):
+            centre = np.array(spec.center) + velocity
+            low, high = np.full(2, spec.radius), np.array([width, height]) - spec.radius
+            velocity[(centre < low) | (centre > high)] *= -1
+            moved.append(type(spec)(spec.colour, spec.shape, tuple(np.clip(centre, low, high)), spec.radius))
+        shapes = moved
+    return scenes
+
+
+@dataclass
+class ShapesTaskMix:
+    """Shares of each kind of sample (the rest are single-image referring samples)."""
+
+    video: float = 0.2
+    absent: float = 0.1
+    gcg: float = 0.1
+
+
+class ShapesDataset(torch.utils.data.Dataset):
+    """`num_samples` seeded samples of the shapes task, in the training sample format of [`Sa2VADataCollator`].
+
+    Args:
+        num_samples (`int`): length of the dataset.
+        seed (`int`): sample `i` is drawn from `np.random.default_rng((seed, i))`; a different seed gives a held-out set.
+        mix ([`ShapesTaskMix`], *optional*): shares of video, absent-object and grounded-caption samples.
+        video_frames (`tuple[int, int]`, *optional*, defaults to `(2, 8)`): frames per training clip (inclusive).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        seed: int = 0,
+        mix: ShapesTaskMix | None = None,
+        video_frames: tuple[int, int] = (2, 8),
+    ):
+        self.num_samples = num_samples
+        self.seed = seed
+        self.mix = mix or ShapesTaskMix()
+        self.video_frames = video_frames
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        rng = np.random.default_rng((self.seed, index))
+        kind = rng.random()
+        num_shapes = int(rng.integers(2, 5))
+        if kind < self.mix.video:
+            num_frames = int(rng.integers(self.video_frames[0], self.video_frames[1] + 1))
+            scenes = moving_clip(rng, random_size(rng, VIDEO_SIDES), num_frames, num_shapes)
+            return referring_sample(rng, scenes)
+        scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), num_shapes, random_background(rng))
+        kind -= self.mix.video
+        if kind < self.mix.absent:
+            return absent_sample(rng, scene)
+        if kind < self.mix.absent + self.mix.gcg:
+            return gcg_sample(scene)
+        return referring_sample(rng, [scene])
+
+
+def _media(scenes: list[Scene]) -> dict:
+    if len(scenes) == 1:
+        return {"image": scenes[0].image}
+    return {"frames": [scene.image for scene in scenes]}
+
+
+def referring_sample(rng: np.random.Generator, scenes: list[Scene]) -> dict:
+    """One to three turns, each asking for a different shape of the scene (or clip) and answered with `[SEG]`."""
+    shapes = scenes[0].shapes
+    asked = rng.permutation(len(shapes))[: int(rng.integers(1, min(3, len(shapes)) + 1))]
+    conversation = []
+    for turn, index in enumerate(asked):
+        question = REFER_QUESTION.format(name=shapes[index].name)
+        conversation += [
+            {"role": "user", "content": ("<image>" if turn == 0 else "") + question},
+            {"role": "assistant", "content": REFER_ANSWER},
+        ]
+    masks = np.stack([np.stack([scene.masks[index] for scene in scenes]) for index in asked])
+    return {**_media(scenes), "conversation": conversation, "masks": masks}
+
+
+def absent_sample(rng: np.random.Generator, scene: Scene) -> dict:
+    """A question about a colour and shape the scene does not have."""
+    present = {spec.name for spec in scene.shapes}
+    absent = [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES if f"{colour} {shape}" not in present]
+    name = absent[int(rng.integers(len(absent)))]
+    conversation = [
+        {"role": "user", "content": "<image>" + REFER_QUESTION.format(name=name)},
+        {"role": "assistant", "content": ABSENT_ANSWER.format(name=name)},
+    ]
+    height, width = scene.masks[0].shape
+    return {"image": scene.image, "conversation": conversation, "masks": np.zeros((0, 1, height, width), dtype=bool)}
+
+
+def gcg_sample(scene: Scene) -> dict:
+    """A grounded caption naming every shape left to right, each followed by its `[SEG]`."""
+    order = sorted(range(len(scene.shapes)), key=lambda i: scene.shapes[i].center[0])
+    caption = ", ".join(GCG_PHRASE.format(name=scene.shapes[i].name) for i in order) + "."
+    conversation = [
+        {"role": "user", "content": "<image>" + GCG_QUESTION},
+        {"role": "assistant", "content": caption},
+    ]
+    masks = np.stack([scene.masks[i][None] for i in order])
+    return {"image": scene.image, "conversation": conversation, "masks": masks}
+
+
+# The shapes model: InternVL layout, a 4-layer 128-wide LLM, a 2-layer ViT on one 224-px tile (64 image tokens per
+# image or frame), and a small SAM-2 on 256-px inputs (64x64 mask logits). Up to 8 frames are all key frames.
+SHAPES_SAM_IMAGE_SIZE = 256
+SHAPES_NUM_KEY_FRAMES = 8
+
+
+def shapes_sam2_config() -> dict:
+    """The tiny SAM-2 (every hiera-large module) on `SHAPES_SAM_IMAGE_SIZE`-px inputs, a little wider than the test one."""
+    config = copy.deepcopy(TINY_SAM2_CONFIG)
+    size = SHAPES_SAM_IMAGE_SIZE
+    config["image_size"] = size
+    config["prompt_encoder_config"]["image_size"] = size
+    vision = config["vision_config"]
+    vision["backbone_feature_sizes"] = [[size // 4, size // 4], [size // 8, size // 8], [size // 16, size // 16]]
+    vision["backbone_config"].update(image_size=[size, size], hidden_size=16, embed_dim_per_stage=[16, 32, 64, 128])
+    vision["backbone_channel_list"] = [128, 64, 32, 16]
+    return config
+
+
+def build_shapes_model(seed: int = 0) -> tuple[Sa2VAForConditionalGeneration, Sa2VAProcessor]:
+    """The untrained shapes model (seeded) and its processor."""
+    processor = build_tiny_processor("internvl")
+    processor.image_processor = Sa2VAImageProcessor(
+        vlm_family="internvl", tile_size=224, max_tiles=1, sam_image_size=SHAPES_SAM_IMAGE_SIZE
+    )
+    tokenizer = processor.tokenizer
+    token_ids = {token: tokenizer.convert_tokens_to_ids(token) for token in tokenizer.get_added_vocab()}
+    vlm_config = tiny_vlm_config("internvl", len(tokenizer), token_ids)
+    vlm_config["text_config"].update(
+        hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2
+    )
+    vlm_config["vision_config"].update(hidden_size=64, intermediate_size=128, num_hidden_layers=2)
+    config = Sa2VAConfig(
+        vlm_config=vlm_config,
+        sam2_config=shapes_sam2_config(),
+        seg_token_id=token_ids["[SEG]"],
+        num_key_frames=SHAPES_NUM_KEY_FRAMES,
+        key_frame_strategy="uniform",
+    )
+    torch.manual_seed(seed)
+    return Sa2VAForConditionalGeneration(config), processor
+
+
+def mask_iou(prediction: np.ndarray, target: np.ndarray) -> float:
+    """IoU of two bool masks of the same shape (1.0 when both are empty)."""
+    union = np.logical_or(prediction, target).sum()
+    return float(np.logical_and(prediction, target).sum() / union) if union else 1.0
+
+
+def evaluate_shapes(
+    model: Sa2VAForConditionalGeneration,
+    processor: Sa2VAProcessor,
+    seed: int = 1234,
+    num_images: int = 100,
+    num_clips: int = 20,
+    num_absent: int = 20,
+    num_captions: int = 20,
+    clip_frames: int = 8,
+    show_progress: bool = True,
+    max_new_tokens: int = 128,
+) -> dict:
+    """Held-out scores of a shapes model, on scenes drawn from `seed` (use one the model was not trained on).
+
+    Returns:
+        `dict` with `image_iou` (mean mask IoU over referring questions on images of 64-512 px), `clip_iou` (mean over
+        clips of the per-frame mean IoU, J-style, on `clip_frames`-frame clips), `answer_format` (share of referring
+        answers that are exactly "Sure, [SEG]." with one mask), `absent_accuracy` (share of absent-shape questions
+        answered "There is no ..." without a mask), `caption_accuracy` (share of grounded captions naming every shape
+        left to right) and `caption_iou` (mean IoU of their masks, 0 for a missing one), plus the counts.
+    """
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    stop = processor.tokenizer.eos_token
+    image_ious, clip_ious, formats, absent_hits, caption_hits, caption_ious = [], [], [], [], [], []
+
+    def answer(result: dict) -> str:
+        return result["prediction"].removesuffix(stop).strip()
+
+    progress = tqdm(total=num_images + num_clips + num_absent + num_captions, disable=not show_progress)
+    for _ in range(num_images):
+        scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
+        index = int(rng.integers(len(scene.shapes)))
+        question = "<image>" + REFER_QUESTION.format(name=scene.shapes[index].name)
+        result = model.predict_forward(image=scene.image, text=question, processor=processor, max_new_tokens=max_new_tokens)
+        masks = result["prediction_masks"]
+        formats.append(answer(result) == REFER_ANSWER and len(masks) == 1)
+        image_ious.append(mask_iou(masks[0][0], scene.masks[index]) if masks else 0.0)
+        progress.update()
+    for _ in range(num_clips):
+        scenes = moving_clip(rng, random_size(rng, VIDEO_SIDES), clip_frames, int(rng.integers(2, 5)))
+        index = int(rng.integers(len(scenes[0].shapes)))
+        question = "<image>" + REFER_QUESTION.format(name=scenes[0].shapes[index].name)
+        result = model.predict_forward(video=[s.image for s in scenes], text=question, processor=processor, max_new_tokens=max_new_tokens)
+        masks = result["prediction_masks"]
+        formats.append(answer(result) == REFER_ANSWER and len(masks) == 1)
+        frame_ious = [mask_iou(masks[0][f], s.masks[index]) if masks else 0.0 for f, s in enumerate(scenes)]
+        clip_ious.append(float(np.mean(frame_ious)))
+        progress.update()
+    for _ in range(num_absent):
+        scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
+        sample = absent_sample(rng, scene)
+        result = model.predict_forward(image=scene.image, text=sample["conversation"][0]["content"], processor=processor, max_new_tokens=max_new_tokens)
+        absent_hits.append(answer(result) == sample["conversation"][1]["content"] and not result["prediction_masks"])
+        progress.update()
+    for _ in range(num_captions):
+        scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
+        sample = gcg_sample(scene)
+        result = model.predict_forward(image=scene.image, text="<image>" + GCG_QUESTION, processor=processor, max_new_tokens=max_new_tokens)
+        caption_hits.append(answer(result) == sample["conversation"][1]["content"])
+        predicted = result["prediction_masks"]
+        caption_ious.append(
+            float(np.mean([mask_iou(predicted[i][0], sample["masks"][i, 0]) if i < len(predicted) else 0.0
+                           for i in range(len(sample["masks"]))]))
+        )  # fmt: skip
+        progress.update()
+    progress.close()
+
+    def mean(values: list) -> float:
+        return round(float(np.mean(values)), 4) if values else float("nan")
+
+    return {
+        "image_iou": mean(image_ious),
+        "clip_iou": mean(clip_ious),
+        "answer_format": mean(formats),
+        "absent_accuracy": mean(absent_hits),
+        "caption_accuracy": mean(caption_hits),
+        "caption_iou": mean(caption_ious),
+        "counts": {"images": num_images, "clips": num_clips, "absent": num_absent, "captions": num_captions},
+        "seed": seed,
+    }
+
+
+__all__ = [
+    "evaluate_shapes",
+    "ABSENT_ANSWER",
+    "GCG_QUESTION",
+    "REFER_ANSWER",
+    "REFER_QUESTION",
+    "ShapesDataset",
+    "build_shapes_model",
+    "ShapesTaskMix",
+    "mask_iou",
+    "moving_clip",
+]
