@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sa2va_hf.evaluation.gcg import parse_answer
 from sa2va_hf.training import (
     JsonlDataset,
     LlavaDataset,
     MixedDataset,
     ReferringSegmentationDataset,
+    check_dataset,
     decode_mask,
+    gcg_conversation,
+    grounded_caption,
     rle_encode,
     sample_frame_indices,
     validate_sample,
@@ -274,6 +278,20 @@ def test_llava_records_move_the_image_placeholder_to_the_start(tmp_path):
     assert "image" not in dataset[1] and dataset[1]["masks"].shape == (0, 1, 1, 1)
 
 
+def test_grounded_captions_tag_each_span_and_parse_back():
+    caption = "A man rides a horse near the sea."
+    spans = [(0, 5), (12, 19), (25, 32)]
+    answer = grounded_caption(caption, spans)
+    assert answer == "<p> A man </p> [SEG] rides <p> a horse </p> [SEG] near <p> the sea </p> [SEG]."
+    parsed_caption, phrases = parse_answer(answer)  # the evaluation's reader of GCG answers
+    assert phrases == ["A man", "a horse", "the sea"] and parsed_caption.split() == caption.replace(".", " .").split()
+    conversation = gcg_conversation(caption, spans, np.random.default_rng(0))
+    image = Image.new("RGB", (WIDTH, HEIGHT))
+    validate_sample({"image": image, "conversation": conversation, "masks": np.zeros((3, 1, HEIGHT, WIDTH), bool)}, 0)
+    with pytest.raises(ValueError, match=r"`spans`\[1\] = \(3, 8\) must be non-empty, .* after the previous span"):
+        grounded_caption(caption, [(0, 5), (3, 8)])
+
+
 # ------------------------------------------------------------------------------------------------------ mixture
 
 
@@ -409,6 +427,14 @@ def test_jsonl_errors_name_the_sample_and_the_field(image_dir, record, error, ma
     dataset[0]  # the good sample still loads
     with pytest.raises(error, match=match):
         dataset[1]
+
+
+def test_check_dataset_lists_every_broken_sample(image_dir):
+    records = [image_record(), image_record(image="gone.png"), image_record(), image_record(masks=[])]
+    errors = check_dataset(JsonlDataset(write_jsonl(image_dir / "train.jsonl", records)), progress=False)
+    assert len(errors) == 2
+    assert errors[0].startswith("sample 1: field 'image'") and "gone.png" in errors[0]
+    assert errors[1].startswith("sample 3: field 'masks': 0 masks")
 
 
 def test_jsonl_file_level_errors_name_the_sample(image_dir):

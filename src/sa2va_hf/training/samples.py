@@ -20,6 +20,8 @@ import re
 
 import numpy as np
 from PIL import Image
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from ..models.sa2va.chat_templates_sa2va import IMAGE_PLACEHOLDER
 
@@ -85,6 +87,25 @@ def validate_sample(sample: dict, index: int) -> dict:
     _check_masks(sample.get("masks"), num_segs, num_frames, size, where)
     _check_mask_prompts(sample.get("mask_prompts"), sample, conversation, size, where)
     return sample
+
+
+def check_dataset(dataset: Dataset, progress: bool = True) -> list[str]:
+    """Load every sample of `dataset` once (media included) and collect what is wrong, before a long training run.
+
+    Args:
+        dataset (`Dataset`): any dataset of this package (its `__getitem__` validates each sample).
+        progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+
+    Returns:
+        `list[str]`: one message per broken sample (each names the sample and the field); empty when all load.
+    """
+    errors = []
+    for index in tqdm(range(len(dataset)), desc="checking samples", disable=not progress):
+        try:
+            dataset[index]
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            errors.append(str(error))
+    return errors
 
 
 def _media_size(sample: dict, where: str) -> tuple[int, int] | None:
@@ -227,4 +248,4 @@ def _check_mask_prompts(mask_prompts, sample: dict, conversation: list[dict], si
         )
 
 
-__all__ = ["SEG_TOKEN", "normalize_conversation", "validate_sample"]
+__all__ = ["SEG_TOKEN", "check_dataset", "normalize_conversation", "validate_sample"]
