@@ -111,6 +111,7 @@ def test_polygons_rasterise_to_the_expected_pixels():
         ([], "empty polygon list"),
         ({"size": [HEIGHT, WIDTH + 1], "counts": "abc"}, "mask size \\[48, 65\\] .* differs from .* \\[48, 64\\]"),
         ({"size": [HEIGHT, WIDTH], "counts": [5, 5]}, "counts sum to 10"),
+        ({"size": [HEIGHT, WIDTH], "counts": "abc"}, "Invalid RLE"),
     ],
 )
 def test_bad_mask_encodings_raise(encoded, match):
@@ -216,6 +217,23 @@ def test_jsonl_video_keeps_sampled_frames_with_their_masks(tmp_path, media):
     again = [int(np.asarray(frame)[0, 0, 0]) // 10 for frame in JsonlDataset(path, num_frames=4, seed=7)[0]["frames"]]
     assert again == kept
     assert len(JsonlDataset(path, num_frames=None)[2]["frames"]) == 10
+
+
+def test_jsonl_video_file_is_decoded_and_sampled(tmp_path):
+    av = pytest.importorskip("av", reason="PyAV is the optional video decoder (`pip install av`)")
+    with av.open(str(tmp_path / "clip.mp4"), "w") as container:
+        stream = container.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for index in range(8):
+            frame = Image.fromarray(np.full((HEIGHT, WIDTH, 3), index * 30, dtype=np.uint8))
+            container.mux(stream.encode(av.VideoFrame.from_image(frame)))
+        container.mux(stream.encode())
+    conversations = [{"from": "human", "value": "<image>\nSegment the band."}, {"from": "gpt", "value": "[SEG]."}]
+    record = {"video": "clip.mp4", "conversations": conversations, "masks": [frame_masks(8)]}
+    sample = JsonlDataset(write_jsonl(tmp_path / "train.jsonl", [record]), num_frames=3)[0]
+    kept = [round(np.asarray(frame, float).mean() / 30) for frame in sample["frames"]]  # lossy codec: nearest level
+    assert kept == sample_frame_indices(8, 3, seed=0, index=0)
+    assert [int(mask.sum()) // WIDTH - 1 for mask in sample["masks"][0]] == kept
 
 
 def test_jsonl_mask_prompts_are_decoded_on_the_image(image_dir):
