@@ -93,7 +93,8 @@ def check_dataset(dataset: Dataset, progress: bool = True) -> list[str]:
     """Load every sample of `dataset` once (media included) and collect what is wrong, before a long training run.
 
     Args:
-        dataset (`Dataset`): any dataset of this package (its `__getitem__` validates each sample).
+        dataset (`Dataset`): any reader of this package (its `__getitem__` validates each sample). Check the sources
+            of a `MixedDataset` one by one: their errors name their own sample indices.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
 
     Returns:
