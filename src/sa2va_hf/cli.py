@@ -128,11 +128,13 @@ DELEGATED_COMMANDS = {
     ("eval", "refcoco"): "sa2va_hf.evaluation.refcoco",
     ("eval", "refvos"): "sa2va_hf.evaluation.refvos",
     ("eval", "gcg"): "sa2va_hf.evaluation.gcg",
+    ("train",): "sa2va_hf.training.train",
 }
 COMMAND_HELP = {
     "convert": "convert an official ByteDance Sa2VA folder: `sa2va-hf convert official SRC DST`",
     "build": "assemble a fresh Sa2VA from a transformers VLM and SAM-2 weights",
     "push": "upload a converted or built folder to the Hub with a model card",
+    "train": "fine-tune with transformers.Trainer (LoRA via peft): `sa2va-hf train --config train.yaml`",
     "eval": "evaluate with the published protocols: `sa2va-hf eval refcoco|refvos|gcg ...`",
 }
 

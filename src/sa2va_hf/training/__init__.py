@@ -1,5 +1,8 @@
-"""Training data for Sa2VA: canonical samples (see `samples.py`), readers of several formats, and their mixture."""
+"""Fine-tuning Sa2VA with `transformers.Trainer`: training samples (see `samples.py`) and readers of several formats
+with their mixture, the collator, the LoRA recipe, the trainer and the `sa2va-hf train` entry point."""
 
+from .collator import Sa2VADataCollator
+from .datasets_registry import build_dataset
 from .gcg import gcg_conversation, grounded_caption
 from .jsonl_dataset import JsonlDataset
 from .llava_dataset import LlavaDataset
@@ -9,6 +12,7 @@ from .mixed_dataset import MixedDataset
 from .refseg_dataset import ReferringSegmentationDataset
 from .samples import SEG_TOKEN, check_dataset, normalize_conversation, validate_sample
 from .templates import referring_conversation
+from .trainer import Sa2VATrainer
 
 
 __all__ = [
@@ -17,6 +21,9 @@ __all__ = [
     "MixedDataset",
     "ReferringSegmentationDataset",
     "SEG_TOKEN",
+    "Sa2VADataCollator",
+    "Sa2VATrainer",
+    "build_dataset",
     "check_dataset",
     "decode_mask",
     "gcg_conversation",

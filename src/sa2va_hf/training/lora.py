@@ -3,7 +3,7 @@
 As the official recipe: LoRA adapters on every linear layer of the LLM's decoder layers (names anchored on
 `language_model.layers.N`, since `q_proj`, `fc1`, ... also exist in the vision tower and in SAM-2), the `seg_projector`
 and SAM-2's mask decoder trained in full, the embedding rows of the tokens Sa2VA adds (`[SEG]`, `<p>`, ...) trainable,
-the vision tower and SAM-2's image encoder frozen.
+the vision tower and the rest of SAM-2 frozen.
 """
 
 from torch import nn
@@ -54,13 +54,21 @@ def lora_config(
     )
 
 
-def freeze_encoders(
+def vision_tower(model: Sa2VAForConditionalGeneration) -> nn.Module:
+    """The VLM's vision encoder (Qwen-VL's `visual` includes its patch merger; InternVL's projector is apart)."""
+    inner = model.vlm.model
+    return inner.visual if hasattr(inner, "visual") else inner.vision_tower
+
+
+def freeze_for_finetuning(
     model: Sa2VAForConditionalGeneration, train_vision: bool = False, train_sam2_encoder: bool = False
 ) -> None:
-    """Freeze the vision tower (Qwen-VL: with its patch merger; InternVL's projector stays trainable) and SAM-2's
-    image encoder, unless asked to train them (official recipe: both frozen)."""
-    vision = model.vlm.model.visual if hasattr(model.vlm.model, "visual") else model.vlm.model.vision_tower
-    vision.requires_grad_(train_vision)
+    """Freeze what the official recipe freezes: the vision tower (Qwen-VL: with its patch merger; InternVL's projector
+    stays trainable) and all of SAM-2 but its mask decoder (training never runs SAM-2's memory path); `train_vision`
+    and `train_sam2_encoder` unfreeze the two encoders."""
+    vision_tower(model).requires_grad_(train_vision)
+    model.sam2.requires_grad_(False)
+    model.sam2.mask_decoder.requires_grad_(True)
     model.sam2.vision_encoder.requires_grad_(train_sam2_encoder)
 
 
@@ -90,10 +98,11 @@ def fully_trained_modules(model: Sa2VAForConditionalGeneration) -> list[str]:
 __all__ = [
     "FULLY_TRAINED_MODULES",
     "LLM_LORA_TARGETS",
-    "freeze_encoders",
+    "freeze_for_finetuning",
     "fully_trained_modules",
     "lora_config",
     "merge_lora",
     "sa2va_token_ids",
     "trainable_parameter_summary",
+    "vision_tower",
 ]

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..models.sa2va.configuration_sa2va import Sa2VAConfig
 from ..models.sa2va.image_processing_sa2va import Sa2VAImageProcessor
@@ -23,6 +22,7 @@ from ..models.sa2va.modeling_sa2va import Sa2VAForConditionalGeneration
 from ..models.sa2va.processing_sa2va import Sa2VAProcessor
 from ..synthetic import COLOURS, SHAPES, Scene, random_shapes, render_scene
 from ..tiny import TINY_SAM2_CONFIG, build_tiny_processor, tiny_vlm_config
+from .samples import validate_sample
 
 
 REFER_QUESTION = "Please segment the {name}."
@@ -116,6 +116,9 @@ class ShapesDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        return validate_sample(self._draw(index), index)
+
+    def _draw(self, index: int) -> dict:
         rng = np.random.default_rng((self.seed, index))
         kind = rng.random()
         num_shapes = int(rng.integers(2, 5))
@@ -262,7 +265,9 @@ def evaluate_shapes(
         scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
         index = int(rng.integers(len(scene.shapes)))
         question = "<image>" + REFER_QUESTION.format(name=scene.shapes[index].name)
-        result = model.predict_forward(image=scene.image, text=question, processor=processor, max_new_tokens=max_new_tokens)
+        result = model.predict_forward(
+            image=scene.image, text=question, processor=processor, max_new_tokens=max_new_tokens
+        )
         masks = result["prediction_masks"]
         formats.append(answer(result) == REFER_ANSWER and len(masks) == 1)
         image_ious.append(mask_iou(masks[0][0], scene.masks[index]) if masks else 0.0)
@@ -271,7 +276,9 @@ def evaluate_shapes(
         scenes = moving_clip(rng, random_size(rng, VIDEO_SIDES), clip_frames, int(rng.integers(2, 5)))
         index = int(rng.integers(len(scenes[0].shapes)))
         question = "<image>" + REFER_QUESTION.format(name=scenes[0].shapes[index].name)
-        result = model.predict_forward(video=[s.image for s in scenes], text=question, processor=processor, max_new_tokens=max_new_tokens)
+        result = model.predict_forward(
+            video=[s.image for s in scenes], text=question, processor=processor, max_new_tokens=max_new_tokens
+        )
         masks = result["prediction_masks"]
         formats.append(answer(result) == REFER_ANSWER and len(masks) == 1)
         frame_ious = [mask_iou(masks[0][f], s.masks[index]) if masks else 0.0 for f, s in enumerate(scenes)]
@@ -280,13 +287,20 @@ def evaluate_shapes(
     for _ in range(num_absent):
         scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
         sample = absent_sample(rng, scene)
-        result = model.predict_forward(image=scene.image, text=sample["conversation"][0]["content"], processor=processor, max_new_tokens=max_new_tokens)
+        result = model.predict_forward(
+            image=scene.image,
+            text=sample["conversation"][0]["content"],
+            processor=processor,
+            max_new_tokens=max_new_tokens,
+        )
         absent_hits.append(answer(result) == sample["conversation"][1]["content"] and not result["prediction_masks"])
         progress.update()
     for _ in range(num_captions):
         scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
         sample = gcg_sample(scene)
-        result = model.predict_forward(image=scene.image, text="<image>" + GCG_QUESTION, processor=processor, max_new_tokens=max_new_tokens)
+        result = model.predict_forward(
+            image=scene.image, text="<image>" + GCG_QUESTION, processor=processor, max_new_tokens=max_new_tokens
+        )
         caption_hits.append(answer(result) == sample["conversation"][1]["content"])
         predicted = result["prediction_masks"]
         caption_ious.append(

@@ -348,7 +348,7 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
 
     def project_seg_hidden_states(self, seg_hidden_states: torch.FloatTensor) -> torch.FloatTensor:
         """`(num_objects, llm_hidden_size)` final-layer `[SEG]` states → `(num_objects, sam2_hidden_size)` prompts."""
-        return self.seg_projector(seg_hidden_states.to(self.seg_projector[0].weight.dtype))
+        return self.seg_projector(seg_hidden_states.to(next(self.seg_projector.parameters()).dtype))
 
     def decode_masks(
         self,
