@@ -223,3 +223,26 @@ def test_train_command_errors_name_the_problem(tmp_path, capsys):
         from sa2va_hf.training import build_dataset
 
         build_dataset([{"type": "csv", "path": "x"}])
+
+
+def test_mask_losses_vanish_on_a_perfect_prediction_and_sample_the_boundary():
+    from sa2va_hf.models.sa2va.loss_sa2va import mask_losses, sample_uncertain_points
+
+    target = torch.zeros(2, 64, 64)
+    target[0, 16:48, 16:48] = 1
+    target[1, :, :20] = 1
+    perfect = (target * 2 - 1) * 30
+    # Uniform points: only the few that straddle an edge (target and logit both interpolated) cost anything.
+    bce, dice = mask_losses(perfect, target, 12544, 3.0, 0.0)
+    uniform_wrong_bce, _ = mask_losses(-perfect, target, 12544, 3.0, 0.0)
+    assert bce.item() < uniform_wrong_bce.item() / 50 and dice.item() < 0.02
+    # Three quarters of the points on the edges, where bilinear sampling leaves soft targets and logits near 0.
+    edge_bce, edge_dice = mask_losses(perfect, target, 12544, 3.0, 0.75)
+    wrong_bce, wrong_dice = mask_losses(-perfect, target, 12544, 3.0, 0.75)
+    assert edge_bce.item() < wrong_bce.item() / 10 and edge_dice.item() < 0.3 < 0.9 < wrong_dice.item()
+
+    distance = torch.linspace(-1, 1, 64).abs()[None, None, None, :].expand(1, 1, 64, 64)
+    points = sample_uncertain_points(distance, 1000, 3.0, 0.75)
+    assert points.shape == (1, 1000, 2)
+    uncertain_x = points[0, :750, 0]
+    assert (uncertain_x - 0.5).abs().mean() < 0.2 < (points[0, 750:, 0] - 0.5).abs().mean() + 0.1

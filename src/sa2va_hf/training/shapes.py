@@ -221,7 +221,13 @@ def build_shapes_model(seed: int = 0) -> tuple[Sa2VAForConditionalGeneration, Sa
         key_frame_strategy="uniform",
     )
     torch.manual_seed(seed)
-    return Sa2VAForConditionalGeneration(config), processor
+    model = Sa2VAForConditionalGeneration(config)
+    # SAM-2 keeps the best of its three masks by its predicted IoU, a head the mask losses never train. Trained from
+    # scratch, that head would pick masks at random; zeroed, it scores them all alike and the first is always taken.
+    iou_head = model.sam2.mask_decoder.iou_prediction_head.proj_out
+    torch.nn.init.zeros_(iou_head.weight)
+    torch.nn.init.zeros_(iou_head.bias)
+    return model, processor
 
 
 def mask_iou(prediction: np.ndarray, target: np.ndarray) -> float:
