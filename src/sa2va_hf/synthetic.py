@@ -81,15 +81,18 @@ def random_scene(seed: int, size: tuple[int, int] = (320, 240), num_shapes: int 
     return render_scene(random_shapes(rng, size, num_shapes), size, background)
 
 
-def random_clip(
-    seed: int, size: tuple[int, int] = (320, 240), num_frames: int = 8, num_shapes: int = 3
+def drifting_scenes(
+    rng: np.random.Generator,
+    shapes: list[ShapeSpec],
+    size: tuple[int, int],
+    background: tuple[int, int, int],
+    num_frames: int,
+    max_speed: float,
 ) -> list[Scene]:
-    """A seeded clip: the shapes of one scene drift in straight lines, bouncing off the borders."""
-    rng = np.random.default_rng(seed)
+    """`num_frames` scenes of `shapes` drifting in straight lines (at most `max_speed` of the canvas per frame on each
+    axis, drawn from `rng`), bouncing off the borders."""
     width, height = size
-    background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-    shapes = random_shapes(rng, size, num_shapes)
-    velocities = rng.uniform(-0.03, 0.03, size=(num_shapes, 2)) * np.array([width, height])
+    velocities = rng.uniform(-max_speed, max_speed, size=(len(shapes), 2)) * np.array([width, height])
     frames = []
     for _ in range(num_frames):
         frames.append(render_scene(shapes, size, background))
@@ -108,4 +111,14 @@ def random_clip(
     return frames
 
 
-__all__ = ["COLOURS", "SHAPES", "Scene", "ShapeSpec", "random_clip", "random_scene", "render_scene"]
+def random_clip(
+    seed: int, size: tuple[int, int] = (320, 240), num_frames: int = 8, num_shapes: int = 3
+) -> list[Scene]:
+    """A seeded clip: the shapes of one scene drift in straight lines, bouncing off the borders."""
+    rng = np.random.default_rng(seed)
+    background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    shapes = random_shapes(rng, size, num_shapes)
+    return drifting_scenes(rng, shapes, size, background, num_frames, max_speed=0.03)
+
+
+__all__ = ["COLOURS", "SHAPES", "Scene", "ShapeSpec", "drifting_scenes", "random_clip", "random_scene", "render_scene"]

@@ -20,7 +20,7 @@ from ..models.sa2va.configuration_sa2va import Sa2VAConfig
 from ..models.sa2va.image_processing_sa2va import Sa2VAImageProcessor
 from ..models.sa2va.modeling_sa2va import Sa2VAForConditionalGeneration
 from ..models.sa2va.processing_sa2va import Sa2VAProcessor
-from ..synthetic import COLOURS, SHAPES, Scene, random_shapes, render_scene
+from ..synthetic import COLOURS, SHAPES, Scene, drifting_scenes, random_shapes, render_scene
 from ..tiny import TINY_SAM2_CONFIG, build_tiny_processor, tiny_vlm_config
 from .samples import validate_sample
 
@@ -61,22 +61,10 @@ def random_size(rng: np.random.Generator, sides: tuple[int, int]) -> tuple[int, 
 
 
 def moving_clip(rng: np.random.Generator, size: tuple[int, int], num_frames: int, num_shapes: int) -> list[Scene]:
-    """A clip whose shapes drift in straight lines, bouncing off the borders."""
-    width, height = size
+    """A clip on a random background whose shapes drift in straight lines, bouncing off the borders."""
     background = random_background(rng)
     shapes = random_shapes(rng, size, num_shapes)
-    velocities = rng.uniform(-0.04, 0.04, size=(num_shapes, 2)) * np.array([width, height])
-    scenes = []
-    for _ in range(num_frames):
-        scenes.append(render_scene(shapes, size, background))
-        moved = []
-        for spec, velocity in zip(shapes, velocities):
-            centre = np.array(spec.center) + velocity
-            low, high = np.full(2, spec.radius), np.array([width, height]) - spec.radius
-            velocity[(centre < low) | (centre > high)] *= -1
-            moved.append(type(spec)(spec.colour, spec.shape, tuple(np.clip(centre, low, high)), spec.radius))
-        shapes = moved
-    return scenes
+    return drifting_scenes(rng, shapes, size, background, num_frames, max_speed=0.04)
 
 
 @dataclass
