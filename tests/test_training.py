@@ -246,3 +246,26 @@ def test_mask_losses_vanish_on_a_perfect_prediction_and_sample_the_boundary():
     assert points.shape == (1, 1000, 2)
     uncertain_x = points[0, :750, 0]
     assert (uncertain_x - 0.5).abs().mean() < 0.2 < (points[0, 750:, 0] - 0.5).abs().mean() + 0.1
+
+
+def test_visual_prompt_samples_batch_like_single_samples():
+    model, processor = build_shapes_model()
+    model.eval()
+    scene = random_scene(3, size=(96, 64), num_shapes=2)
+    region = {
+        "image": scene.image,
+        "conversation": [
+            {"role": "user", "content": "<image>What is region1?"},
+            {"role": "assistant", "content": f"The {scene.shapes[0].name}."},
+        ],
+        "masks": np.zeros((0, 1, 64, 96), dtype=bool),
+        "mask_prompts": scene.masks[0][None],
+    }
+    collator = Sa2VADataCollator(processor)
+    single = collator([region])
+    batch = collator([region, image_sample(0, 1)])
+    assert len(batch["region_masks"]) == 2 and batch["region_masks"][1] is None
+    with torch.no_grad():
+        alone = model(**single).logits[0]
+        together = model(**batch).logits[0, : alone.shape[0]]
+    torch.testing.assert_close(alone, together, atol=1e-4, rtol=1e-4)
