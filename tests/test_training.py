@@ -29,12 +29,8 @@ UNREACHED_BY_MASK_LOSS = ("iou_prediction_head", "pred_obj_score_head", "output_
 
 
 def image_sample(seed: int, turns: int = 2) -> dict:
-    rng = np.random.default_rng(seed)
-    scene = random_scene(seed, size=(96, 64), num_shapes=3)
-    sample = referring_sample(rng, [scene])
-    while len(sample["conversation"]) != 2 * turns:
-        sample = referring_sample(rng, [scene])
-    return sample
+    """A referring sample with one turn (and mask) per shape of a `turns`-shape scene."""
+    return referring_sample(np.random.default_rng(seed), [random_scene(seed, size=(96, 64), num_shapes=turns)])
 
 
 def video_sample(seed: int) -> dict:
@@ -73,7 +69,7 @@ def test_collator_batches_images_videos_and_text(tiny_models):
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
     assert batch["sam_frames_per_sample"].tolist() == [1, 3, 0]
     assert batch["sam_pixel_values"].shape[0] == 4
-    assert [tuple(m.shape[:2]) for m in batch["gt_masks"]] == [(1, 1), (1, 3), (0, 0)]
+    assert [tuple(m.shape[:2]) for m in batch["gt_masks"]] == [(1, 1), (2, 3), (0, 0)]
     assert batch["tiles_per_sample"].tolist()[1] == 3
     lengths = batch["attention_mask"].sum(1)
     assert (batch["input_ids"][2, lengths[2] :] == processor.tokenizer.pad_token_id).all()

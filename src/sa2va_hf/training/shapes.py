@@ -3,7 +3,7 @@
 Scenes hold two to four coloured circles, squares and triangles on a plain light or grey background, at any size from
 64 to 512 px per side. A sample is one of:
 
-- referring: "Please segment the {colour} {shape}." → "Sure, [SEG]." (one to three turns, a mask each);
+- referring: "Please segment the {colour} {shape}." → "Sure, [SEG]." (a turn per shape, a mask each);
 - absent: a colour and shape that is not in the scene → "There is no {colour} {shape} in the image.";
 - grounded caption (GCG): "Please describe the image with a mask for each shape." → "<p> red circle </p> [SEG], ...",
   shapes listed left to right;
@@ -130,9 +130,10 @@ def _media(scenes: list[Scene]) -> dict:
 
 
 def referring_sample(rng: np.random.Generator, scenes: list[Scene]) -> dict:
-    """One to three turns, each asking for a different shape of the scene (or clip) and answered with `[SEG]`."""
+    """One turn per shape of the scene (or clip), in random order, each answered with `[SEG]`: every shape a scene
+    holds is a mask target, and the decoder learns from queries that differ only in the colour or the shape."""
     shapes = scenes[0].shapes
-    asked = rng.permutation(len(shapes))[: int(rng.integers(1, min(3, len(shapes)) + 1))]
+    asked = rng.permutation(len(shapes))
     conversation = []
     for turn, index in enumerate(asked):
         question = REFER_QUESTION.format(name=shapes[index].name)
