@@ -37,14 +37,11 @@ def drop_remote_code(folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--max-steps", type=int, default=1500)
+    parser.add_argument("--priming-steps", type=int, default=250, help="curriculum stage: [SEG] followed by its name")
+    parser.add_argument("--max-steps", type=int, default=750, help="main stage: the final answer format")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--checkpoint-dir", type=Path, default=None, help="keep Trainer checkpoints here (default: a temporary folder)"
-    )
-    parser.add_argument("--save-steps", type=int, default=250)
     parser.add_argument("--eval-seed", type=int, default=1234)
     parser.add_argument("--eval-images", type=int, default=100, help="held-out referring images")
     parser.add_argument("--eval-clips", type=int, default=20, help="held-out referring clips (8 frames)")
@@ -52,40 +49,50 @@ def main() -> None:
     args = parser.parse_args()
 
     model, processor = build_shapes_model(seed=args.seed)
-    dataset = ShapesDataset(num_samples=args.max_steps * args.batch_size, seed=args.seed)
     recipe = {
-        "max_steps": args.max_steps,
         "per_device_train_batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
-        "lr_scheduler_type": "cosine",
         "warmup_steps": 0.03,
         "weight_decay": 0.01,
         "max_grad_norm": 1.0,
         "seed": args.seed,
     }
-    with tempfile.TemporaryDirectory() as scratch:
-        checkpoints = args.checkpoint_dir or Path(scratch)
-        training_args = TrainingArguments(
-            output_dir=str(checkpoints),
-            logging_steps=25,
-            save_strategy="steps" if args.checkpoint_dir else "no",
-            save_steps=args.save_steps,
-            save_total_limit=2,
-            dataloader_num_workers=1,
-            dataloader_persistent_workers=True,
-            report_to=[],
-            remove_unused_columns=False,
-            use_cpu=not torch.cuda.is_available(),
-            **recipe,
-        )
-        trainer = Sa2VATrainer(
-            model=model, args=training_args, train_dataset=dataset, data_collator=Sa2VADataCollator(processor)
-        )
-        start = time.time()
-        resume = args.checkpoint_dir is not None and any(checkpoints.glob("checkpoint-*"))
-        trainer.train(resume_from_checkpoint=resume or None)
-        minutes = (time.time() - start) / 60
-    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    # Stage 1 (priming, constant rate after warm-up): [SEG] followed by its name; stage 2 (cosine to 0): the final
+    # "Sure, [SEG]." answers. Both stages draw fresh scenes (different seeds).
+    stages = [
+        ("priming", args.priming_steps, "constant_with_warmup", ShapesDataset(args.priming_steps * args.batch_size,
+                                                                             seed=args.seed + 1, priming=True)),
+        ("main", args.max_steps, "cosine", ShapesDataset(args.max_steps * args.batch_size, seed=args.seed)),
+    ]  # fmt: skip
+    history = {}
+    start = time.time()
+    for name, steps, schedule, dataset in stages:
+        with tempfile.TemporaryDirectory() as scratch:
+            training_args = TrainingArguments(
+                output_dir=scratch,
+                max_steps=steps,
+                lr_scheduler_type=schedule,
+                logging_steps=25,
+                save_strategy="no",
+                dataloader_num_workers=1,
+                dataloader_persistent_workers=True,
+                report_to=[],
+                remove_unused_columns=False,
+                use_cpu=not torch.cuda.is_available(),
+                **recipe,
+            )
+            trainer = Sa2VATrainer(
+                model=model, args=training_args, train_dataset=dataset, data_collator=Sa2VADataCollator(processor)
+            )
+            trainer.train()
+        logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+        history[name] = {
+            "steps": steps,
+            "lr_scheduler_type": schedule,
+            "first_logged": logged[0] if logged else None,
+            "last_logged": logged[-1] if logged else None,
+        }
+    minutes = (time.time() - start) / 60
 
     model.eval()
     model.half()
@@ -111,8 +118,7 @@ def main() -> None:
         "train_minutes": round(minutes, 1),
         "torch_threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "first_logged_loss": history[0] if history else None,
-        "last_logged_loss": history[-1] if history else None,
+        "stages": history,
         "held_out_scores": scores,
     }
     (args.output_dir / "training_recipe.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -27,6 +27,10 @@ from .samples import validate_sample
 
 REFER_QUESTION = "Please segment the {name}."
 REFER_ANSWER = "Sure, [SEG]."
+# Curriculum answers that name the shape right after [SEG], in either word order: to predict the next word, the state
+# at [SEG] must hold both the colour and the shape. A tiny LLM trained from scratch otherwise gives every [SEG] the
+# same state (the token after it is always "."), and SAM-2 never learns to tell the queries apart.
+PRIMING_ANSWERS = ("Sure, [SEG] {colour} {shape}.", "Sure, [SEG] {shape} {colour}.")
 ABSENT_ANSWER = "There is no {name} in the image."
 GCG_QUESTION = "Please describe the image with a mask for each shape."
 GCG_PHRASE = "<p> {name} </p> [SEG]"
@@ -84,6 +88,8 @@ class ShapesDataset(torch.utils.data.Dataset):
         seed (`int`): sample `i` is drawn from `np.random.default_rng((seed, i))`; a different seed gives a held-out set.
         mix ([`ShapesTaskMix`], *optional*): shares of video, absent-object and grounded-caption samples.
         video_frames (`tuple[int, int]`, *optional*, defaults to `(2, 8)`): frames per training clip (inclusive).
+        priming (`bool`, *optional*, defaults to `False`): answer referring questions with `PRIMING_ANSWERS` (the
+            first stage of the training curriculum) instead of `REFER_ANSWER`.
     """
 
     def __init__(
@@ -92,11 +98,13 @@ class ShapesDataset(torch.utils.data.Dataset):
         seed: int = 0,
         mix: ShapesTaskMix | None = None,
         video_frames: tuple[int, int] = (2, 8),
+        priming: bool = False,
     ):
         self.num_samples = num_samples
         self.seed = seed
         self.mix = mix or ShapesTaskMix()
         self.video_frames = video_frames
+        self.priming = priming
 
     def __len__(self) -> int:
         return self.num_samples
@@ -113,14 +121,14 @@ class ShapesDataset(torch.utils.data.Dataset):
         if kind < self.mix.video:
             num_frames = int(rng.integers(self.video_frames[0], self.video_frames[1] + 1))
             scenes = moving_clip(rng, random_size(rng, VIDEO_SIDES), num_frames, num_shapes)
-            return referring_sample(rng, scenes)
+            return referring_sample(rng, scenes, self.priming)
         scene = visible_scene(rng, random_size(rng, IMAGE_SIDES), num_shapes, random_background(rng))
         kind -= self.mix.video
         if kind < self.mix.absent:
             return absent_sample(rng, scene)
         if kind < self.mix.absent + self.mix.gcg:
             return gcg_sample(scene)
-        return referring_sample(rng, [scene])
+        return referring_sample(rng, [scene], self.priming)
 
 
 def _media(scenes: list[Scene]) -> dict:
@@ -129,17 +137,21 @@ def _media(scenes: list[Scene]) -> dict:
     return {"frames": [scene.image for scene in scenes]}
 
 
-def referring_sample(rng: np.random.Generator, scenes: list[Scene]) -> dict:
+def referring_sample(rng: np.random.Generator, scenes: list[Scene], priming: bool = False) -> dict:
     """One turn per shape of the scene (or clip), in random order, each answered with `[SEG]`: every shape a scene
     holds is a mask target, and the decoder learns from queries that differ only in the colour or the shape."""
     shapes = scenes[0].shapes
     asked = rng.permutation(len(shapes))
     conversation = []
     for turn, index in enumerate(asked):
-        question = REFER_QUESTION.format(name=shapes[index].name)
+        spec = shapes[index]
+        question = REFER_QUESTION.format(name=spec.name)
+        answer = REFER_ANSWER
+        if priming:
+            answer = PRIMING_ANSWERS[int(rng.integers(2))].format(colour=spec.colour, shape=spec.shape)
         conversation += [
             {"role": "user", "content": ("<image>" if turn == 0 else "") + question},
-            {"role": "assistant", "content": REFER_ANSWER},
+            {"role": "assistant", "content": answer},
         ]
     masks = np.stack([np.stack([scene.masks[index] for scene in scenes]) for index in asked])
     return {**_media(scenes), "conversation": conversation, "masks": masks}
@@ -324,6 +336,7 @@ __all__ = [
     "evaluate_shapes",
     "ABSENT_ANSWER",
     "GCG_QUESTION",
+    "PRIMING_ANSWERS",
     "REFER_ANSWER",
     "REFER_QUESTION",
     "ShapesDataset",
