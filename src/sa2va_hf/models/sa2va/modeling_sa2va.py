@@ -436,16 +436,9 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         frames = self._video_frames(video, processor)
         default_key_frames = key_frame_indices is None
         key_frame_indices = self._key_frame_indices(frames, key_frame_indices)
-        key_frames = frames.frames_at(sorted({0, *key_frame_indices}))
-        if 0 not in key_frames:
-            raise ValueError("`video` is empty; pass a video with at least one frame.")
-        if default_key_frames:
+        key_frames = frames.frames_at(sorted({0, *key_frame_indices}), strict=not default_key_frames)
+        if default_key_frames:  # "first" on a video of unknown length: frames 0..num_key_frames - 1 that exist
             key_frame_indices = [index for index in key_frame_indices if index in key_frames]
-        missing = [index for index in key_frame_indices if index not in key_frames]
-        if missing:
-            raise ValueError(
-                f"`key_frame_indices` holds {missing[0]}, but the video has only {max(key_frames) + 1} frames."
-            )
         size = key_frames[0].size
         for index in key_frame_indices:
             _check_frame_size(index, key_frames[index], size)

@@ -122,7 +122,7 @@ class VideoFrames:
             return len(self._items)
         if self._path is not None:
             return sum(1 for _ in self._decode())
-        raise TypeError(
+        raise ValueError(
             "the length of a `video` given as a one-shot iterator is unknown; pass a list, folder or video file "
             "(or explicit `key_frame_indices`) for `key_frame_strategy='uniform'`."
         )
@@ -152,22 +152,37 @@ class VideoFrames:
             for index, item in enumerate(iterator, start=num_read_ahead):
                 yield self.to_image(item, f"video[{index}]")
 
-    def frames_at(self, indices: Sequence[int]) -> dict[int, Image.Image]:
-        """The frames at `indices` (read from the start up to the last one; frames past the end are missing)."""
+    def frames_at(
+        self, indices: Sequence[int], argument_name: str = "key_frame_indices", strict: bool = True
+    ) -> dict[int, Image.Image]:
+        """The frames at `indices`, read from the start up to the last one (with `strict=False`, those that exist).
+
+        Raises:
+            ValueError: when the video has no frame, or (if `strict`) fewer frames than an index asks for, naming
+                `argument_name`.
+        """
         wanted, last = set(indices), max(indices)
+        found, num_read = {}, 0
         if self._iterator is not None:
             while len(self._read_ahead) <= last:
                 item = next(self._iterator, _END)
                 if item is _END:
                     break
                 self._read_ahead.append(self.to_image(item, f"video[{len(self._read_ahead)}]"))
-            return {i: frame for i, frame in enumerate(self._read_ahead) if i in wanted}
-        found = {}
-        for index, frame in enumerate(self):
-            if index in wanted:
-                found[index] = frame
-            if index >= last:
-                break
+            found = {i: frame for i, frame in enumerate(self._read_ahead) if i in wanted}
+            num_read = len(self._read_ahead)
+        else:
+            for index, frame in enumerate(self):
+                num_read = index + 1
+                if index in wanted:
+                    found[index] = frame
+                if index >= last:
+                    break
+        if num_read == 0:
+            raise ValueError("`video` is empty; pass a video with at least one frame.")
+        if strict and len(found) < len(wanted):
+            missing = min(wanted - set(found))
+            raise ValueError(f"`{argument_name}` holds {missing}, but the video has only {num_read} frames.")
         return found
 
     def _decode(self) -> Iterator[Image.Image]:
