@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import torch
-
 from baseline import SAM2_CHOICES, build_sam2, peak_rss_mib, random_embeddings, run_official, run_ours, table
 
 
