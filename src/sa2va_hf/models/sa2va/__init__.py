@@ -2,7 +2,12 @@
 
 from .configuration_sa2va import Sa2VAConfig
 from .image_processing_sa2va import Sa2VAImageProcessor
-from .modeling_sa2va import Sa2VACausalLMOutputWithPast, Sa2VAForConditionalGeneration, Sa2VAPreTrainedModel
+from .modeling_sa2va import (
+    Sa2VACausalLMOutputWithPast,
+    Sa2VAForConditionalGeneration,
+    Sa2VAPreTrainedModel,
+    Sa2VAVideoStream,
+)
 from .modeling_sa2va_sam2 import ObjectBatchedMemory, Sa2VASam2Model
 from .processing_sa2va import Sa2VAProcessor
 
@@ -16,4 +21,5 @@ __all__ = [
     "Sa2VAPreTrainedModel",
     "Sa2VAProcessor",
     "Sa2VASam2Model",
+    "Sa2VAVideoStream",
 ]

@@ -185,8 +185,10 @@ class Sa2VASam2Model(Sam2VideoModel):
             shape `(num_objects, 1, 256, 256)` (mask logits).
 
         Raises:
-            ValueError: when `frames` ends before the last key frame.
+            ValueError: when there is no key frame, or `frames` ends before the last key frame.
         """
+        if not key_frame_pixel_values:
+            raise ValueError("`key_frame_pixel_values` is empty; the language prompts need at least one key frame.")
         memory = ObjectBatchedMemory(self, len(language_embeddings), num_frames)
         key_frame_logits = {}
         for frame_idx in sorted(key_frame_pixel_values):
