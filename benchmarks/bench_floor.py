@@ -33,7 +33,7 @@ def main() -> None:
     frames = [scene.image for scene in random_clip(seed=0, size=tuple(args.size), num_frames=args.frames)]
     # one [SEG] per object: a strong bias, and as many new tokens as objects + the closing token
     generate_kwargs = {"sequence_bias": {(processor.seg_token_id,): 50.0}, "max_new_tokens": args.objects + 1}
-    text = "<video>Please segment every shape."
+    text = "<image>Please segment every shape."
 
     def stream():
         return model.predict_video_stream(frames, text, processor=processor, show_progress=False, **generate_kwargs)
