@@ -9,7 +9,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 # The VLM families Sa2VA is released with, keyed by the `model_type` of their transformers config.
 SA2VA_VLM_MODEL_TYPES = ("internvl", "qwen2_5_vl", "qwen3_vl")
-KEY_FRAME_STRATEGIES = ("first", "uniform")
+KEY_FRAME_STRATEGIES = ("first", "uniform")  # see `video_io_sa2va.select_key_frames`
 
 
 def sam2_hiera_large_config() -> dict:

@@ -19,6 +19,8 @@ from transformers import BatchFeature, Qwen2VLImageProcessorPil
 from transformers.image_processing_utils import BaseImageProcessor
 from transformers.processing_utils import ImagesKwargs
 
+from .video_io_sa2va import check_key_frame_indices, select_key_frames
+
 
 ImageLike = Image.Image | np.ndarray | str | os.PathLike
 
@@ -449,7 +451,11 @@ class Sa2VAImageProcessor(BaseImageProcessor):
         pil_images = self.load_images(images)
         if is_video:
             self._check_same_size(pil_images)
-            indices = self._resolve_key_frames(key_frame_indices, len(pil_images))
+            indices = (
+                select_key_frames(len(pil_images), self.num_key_frames, "first")
+                if key_frame_indices is None
+                else check_key_frame_indices(key_frame_indices, len(pil_images))
+            )
             data = self._vlm_view([pil_images[i] for i in indices], is_video=True)
         else:
             if key_frame_indices is not None:
@@ -596,27 +602,6 @@ class Sa2VAImageProcessor(BaseImageProcessor):
                     f"{first[0]}x{first[1]}: all frames of a video must have the same size (masks come back at "
                     "the size of frame 0); resize the frames to one size first."
                 )
-
-    def _resolve_key_frames(self, key_frame_indices: Sequence[int] | None, num_frames: int) -> list[int]:
-        if key_frame_indices is None:
-            return list(range(min(self.num_key_frames, num_frames)))
-        if isinstance(key_frame_indices, torch.Tensor | np.ndarray):
-            key_frame_indices = key_frame_indices.tolist()
-        if not isinstance(key_frame_indices, Sequence) or isinstance(key_frame_indices, str):
-            raise TypeError(
-                f"`key_frame_indices` must be a sequence of frame indices, got {type(key_frame_indices).__name__}."
-            )
-        indices = list(key_frame_indices)
-        if not indices:
-            raise ValueError("`key_frame_indices` is empty; pass at least one frame index (or None for the default).")
-        for index in indices:
-            if isinstance(index, bool) or not isinstance(index, int | np.integer):
-                raise TypeError(f"`key_frame_indices` must hold integers, got {index!r} ({type(index).__name__}).")
-            if not 0 <= index < num_frames:
-                raise ValueError(f"`key_frame_indices` holds {index}, outside the video's frames 0..{num_frames - 1}.")
-        if len(set(indices)) != len(indices):
-            raise ValueError(f"`key_frame_indices` holds repeated frames: {indices}.")
-        return [int(index) for index in indices]
 
     # ------------------------------------------------------------------------------------------------ masks
 

@@ -2,11 +2,14 @@
 
 import copy
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from transformers import AutoModelForImageTextToText, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers.utils import ModelOutput, logging
@@ -16,7 +19,7 @@ from .image_processing_sa2va import Sa2VAImageProcessor
 from .loss_sa2va import mask_losses, resize_target_masks
 from .modeling_sa2va_sam2 import Sa2VASam2Model
 from .processing_sa2va import Sa2VAProcessor
-from .video_io_sa2va import load_frames
+from .video_io_sa2va import VideoFrames, check_key_frame_indices, select_key_frames
 
 
 logger = logging.get_logger(__name__)
@@ -62,15 +65,45 @@ class Sa2VACausalLMOutputWithPast(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-def select_key_frames(num_frames: int, num_key_frames: int, strategy: str) -> list[int]:
-    """Frames shown to the VLM and prompted in SAM-2: `"first"` (official) takes frames `0..k-1`, `"uniform"` spreads
-    `k` frames over the video (always including the first), with `k = min(num_key_frames, num_frames)`."""
-    count = min(num_key_frames, num_frames)
-    if strategy == "first":
-        return list(range(count))
-    if strategy == "uniform":
-        return sorted({int(round(i * (num_frames - 1) / max(count - 1, 1))) for i in range(count)})
-    raise ValueError(f"`key_frame_strategy` must be 'first' or 'uniform', got {strategy!r}.")
+def _check_frame_size(index: int, frame: Image.Image, size: tuple[int, int]) -> None:
+    """Frames of a video must all have frame 0's `size` (`(width, height)`): masks come back at that size."""
+    if frame.size != size:
+        raise ValueError(
+            f"`video[{index}]` is {frame.width}x{frame.height} (width x height) but frame 0 is {size[0]}x{size[1]}: "
+            "all frames of a video must have the same size (masks come back at the size of frame 0); resize the "
+            "frames to one size first."
+        )
+
+
+class Sa2VAVideoStream:
+    """The answer about a video, and its masks tracked lazily (see [`Sa2VAForConditionalGeneration.predict_video_stream`]).
+
+    Attributes:
+        prediction (`str`): the answer, special tokens kept.
+        past_text (`str`): the conversation so far in prompt form (pass as `past_text` to continue it).
+        num_objects (`int`): the `[SEG]` tokens that got a mask (one mask per object per frame).
+
+    Iterate it (once) for `(frame_idx, frame, masks)`: every frame in order, `frame` a `PIL.Image.Image`, `masks` a
+    bool `np.ndarray` of shape `(num_objects, H, W)` at frame 0's size.
+    """
+
+    def __init__(
+        self,
+        prediction: str,
+        past_text: str,
+        num_objects: int,
+        masks: Iterator[tuple[int, Image.Image, np.ndarray]],
+    ):
+        self.prediction = prediction
+        self.past_text = past_text
+        self.num_objects = num_objects
+        self._masks: Iterator | None = masks
+
+    def __iter__(self) -> Iterator[tuple[int, Image.Image, np.ndarray]]:
+        if self._masks is None:
+            raise RuntimeError("A video stream can be iterated once; call `predict_video_stream` again.")
+        masks, self._masks = self._masks, None
+        return masks
 
 
 class Sa2VAPreTrainedModel(PreTrainedModel):
@@ -373,15 +406,21 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             [`Sa2VAProcessor.post_process_masks`] for masks at the input size).
         """
         num_frames = sam_pixel_values.shape[0]
-        sam_pixel_values = sam_pixel_values.to(self.sam2.device, self.sam2.dtype)
         seg_embeddings = seg_embeddings.to(self.sam2.device, self.sam2.dtype)
         if key_frame_indices is None:
-            key_frame_indices = list(range(min(self.config.num_key_frames, num_frames)))
+            key_frame_indices = select_key_frames(num_frames, self.config.num_key_frames, "first")
         if num_frames == 1:
-            return self.sam2.segment_images(seg_embeddings, sam_pixel_values).pred_masks
+            return self.sam2.segment_images(
+                seg_embeddings, sam_pixel_values.to(self.sam2.device, self.sam2.dtype)
+            ).pred_masks
         logits = None
-        for frame_idx, frame_logits in self.sam2.propagate_language_prompts(
-            seg_embeddings, sam_pixel_values, key_frame_indices, show_progress=show_progress
+        for frame_idx, _, frame_logits in self.sam2.propagate_language_prompts(
+            seg_embeddings,
+            sam_pixel_values,
+            {index: sam_pixel_values[index] for index in key_frame_indices},
+            to_pixel_values=lambda pixel_values: pixel_values,
+            num_frames=num_frames,
+            show_progress=show_progress,
         ):
             if logits is None:
                 logits = frame_logits.new_zeros(len(seg_embeddings), num_frames, *frame_logits.shape[-2:])
@@ -415,6 +454,7 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         mask_prompts=None,
         tokenizer=None,
         processor: Sa2VAProcessor | None = None,
+        key_frame_indices: list[int] | None = None,
         **generate_kwargs,
     ) -> dict:
         r"""
@@ -435,24 +475,25 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
                 `region1`, `region2`, ...
             tokenizer (*optional*): the checkpoint's tokenizer (official call style); `processor` is preferred.
             processor ([`Sa2VAProcessor`], *optional*): the checkpoint's processor.
+            key_frame_indices (`list[int]`, *optional*): a video's key frames, instead of the configured choice
+                (see [`predict_video_stream`]).
             generate_kwargs: passed to `generate` (`max_new_tokens`, `sequence_bias`, `generation_config`, ...).
 
         Returns:
             `dict` with `"prediction"` (`str`, the answer with special tokens kept) and `"prediction_masks"`
             (`list[np.ndarray]`, one bool array `(num_frames, H, W)` per `[SEG]` in order, at the input's own size
             (a video's first frame); `num_frames` is 1 for an image; empty without media or without `[SEG]`).
+            A video is held whole here, as in the official model; [`predict_video_stream`] gives the same masks
+            frame by frame in bounded memory.
         """
         if text is None:
             raise ValueError("`text` is required: the question to answer, e.g. '<image>Please segment the cat.'")
         processor = self._resolve_processor(processor, tokenizer)
-        key_frame_indices = None
         if video is not None:
-            frames = load_frames(video) if isinstance(video, str | os.PathLike) else list(video)
+            frames = list(self._video_frames(video, processor))
             if not frames:
                 raise ValueError("`video` is empty; pass a list of frames (PIL images, arrays or file paths).")
-            key_frame_indices = select_key_frames(
-                len(frames), self.config.num_key_frames, self.config.key_frame_strategy
-            )
+            key_frame_indices = self._key_frame_indices(VideoFrames(frames), key_frame_indices)
             prompt = processor.build_prompt(text, num_images=len(key_frame_indices), past_text=past_text)
             inputs = processor(text=prompt, videos=frames, key_frame_indices=key_frame_indices, return_tensors="pt")
         elif image is not None:
@@ -463,6 +504,146 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             inputs = processor(text=prompt, mask_prompts=mask_prompts, return_tensors="pt")
         sam_pixel_values = inputs.pop("sam_pixel_values", None)
         original_sizes = inputs.pop("original_sizes", None)
+        prediction, history, generated, fed_back_states = self._answer(inputs, prompt, processor, generate_kwargs)
+        result = {"prediction": prediction, "prediction_masks": [], "past_text": history}
+        if sam_pixel_values is None:
+            return result
+        seg_embeddings = self._seg_embeddings(generated, fed_back_states, processor)
+        if len(seg_embeddings) == 0:
+            return result
+        mask_logits = self.decode_masks(seg_embeddings, sam_pixel_values, key_frame_indices)
+        height, width = (int(v) for v in original_sizes[0])
+        masks = processor.post_process_masks(mask_logits.float().cpu(), (height, width), self.config.mask_threshold)
+        result["prediction_masks"] = [np.asarray(mask.numpy(), dtype=bool) for mask in masks]
+        return result
+
+    @torch.no_grad()
+    def predict_video_stream(
+        self,
+        video: Any,
+        text: str,
+        processor: Sa2VAProcessor | None = None,
+        tokenizer=None,
+        past_text: str = "",
+        key_frame_indices: list[int] | None = None,
+        show_progress: bool = True,
+        **generate_kwargs,
+    ) -> "Sa2VAVideoStream":
+        r"""
+        Answer `text` about a video now, and track the masks of every `[SEG]` lazily, frame by frame, in bounded
+        memory: frames are decoded one at a time and released (with their SAM-2 features and memories) once
+        SAM-2's window no longer needs them. Collecting the stream gives the masks of [`predict_forward`].
+
+        Args:
+            video: a video file (needs PyAV), a folder of frame images, a list of frames (PIL images, uint8 arrays
+                `(H, W, 3)` or image paths) or an iterator of such frames (read once; a key frame late in it makes
+                the frames before it wait in memory). All frames must have frame 0's size.
+            text (`str`): the question, e.g. `"<image>Please segment the person."`.
+            processor ([`Sa2VAProcessor`], *optional*): the checkpoint's processor (or pass `tokenizer`).
+            tokenizer (*optional*): the checkpoint's tokenizer (official call style).
+            past_text (`str`, *optional*): earlier turns in prompt form, prepended verbatim.
+            key_frame_indices (`list[int]`, *optional*): frames shown to the VLM (in this order) and prompted in
+                SAM-2; default `config.num_key_frames` frames chosen by `config.key_frame_strategy`. Frames before
+                the first key frame are tracked backward.
+            show_progress (`bool`, *optional*, defaults to `True`): progress bar while tracking.
+            generate_kwargs: passed to `generate` (`max_new_tokens`, `sequence_bias`, `generation_config`, ...).
+
+        Returns:
+            [`Sa2VAVideoStream`]: `.prediction`, `.past_text` and `.num_objects` at once; iterating it yields
+            `(frame_idx, frame, masks)` for every frame in order, `frame` a `PIL.Image.Image` and `masks` a bool
+            `np.ndarray` of shape `(num_objects, H, W)` at frame 0's size.
+
+        Raises:
+            ValueError: for an empty or undecodable video, `key_frame_indices` outside the video, or a frame whose
+                size differs from frame 0's (raised when that frame is reached).
+        """
+        if text is None:
+            raise ValueError("`text` is required: the question to answer, e.g. '<image>Please segment the cat.'")
+        processor = self._resolve_processor(processor, tokenizer)
+        frames = self._video_frames(video, processor)
+        default_key_frames = key_frame_indices is None
+        key_frame_indices = self._key_frame_indices(frames, key_frame_indices)
+        key_frames = frames.frames_at(sorted({0, *key_frame_indices}), strict=not default_key_frames)
+        if default_key_frames:  # "first" on a video of unknown length: frames 0..num_key_frames - 1 that exist
+            key_frame_indices = [index for index in key_frame_indices if index in key_frames]
+        size = key_frames[0].size
+        for index in key_frame_indices:
+            _check_frame_size(index, key_frames[index], size)
+        prompt = processor.build_prompt(text, num_images=len(key_frame_indices), past_text=past_text)
+        inputs = processor(
+            text=prompt,
+            videos=[key_frames[index] for index in key_frame_indices],
+            key_frame_indices=list(range(len(key_frame_indices))),
+            return_tensors="pt",
+        )
+        key_frame_pixel_values = dict(zip(key_frame_indices, inputs.pop("sam_pixel_values")))
+        inputs.pop("original_sizes")
+        del key_frames
+        prediction, history, generated, fed_back_states = self._answer(inputs, prompt, processor, generate_kwargs)
+        seg_embeddings = self._seg_embeddings(generated, fed_back_states, processor)
+        masks = self._stream_masks(
+            frames, seg_embeddings, key_frame_pixel_values, processor, size, frames.length_if_known, show_progress
+        )
+        return Sa2VAVideoStream(prediction, history, len(seg_embeddings), masks)
+
+    def _stream_masks(
+        self,
+        frames: VideoFrames,
+        seg_embeddings: torch.FloatTensor,
+        key_frame_pixel_values: dict[int, torch.FloatTensor],
+        processor: Sa2VAProcessor,
+        size: tuple[int, int],
+        num_frames: int | None,
+        show_progress: bool,
+    ) -> Iterator[tuple[int, Image.Image, np.ndarray]]:
+        """`(frame_idx, frame, masks (num_objects, H, W) bool)` for every frame of `frames`, tracked lazily."""
+        width, height = size
+
+        def sam_view(indexed_frame: tuple[int, Image.Image]) -> torch.FloatTensor:
+            index, frame = indexed_frame
+            _check_frame_size(index, frame, size)
+            return processor.image_processor.sam_view(frame)[0]
+
+        if len(seg_embeddings) == 0:
+            for index, frame in enumerate(frames):
+                _check_frame_size(index, frame, size)
+                yield index, frame, np.zeros((0, height, width), dtype=bool)
+            return
+        seg_embeddings = seg_embeddings.to(self.sam2.device, self.sam2.dtype)
+        tracked = self.sam2.propagate_language_prompts(
+            seg_embeddings, enumerate(frames), key_frame_pixel_values, sam_view, num_frames, show_progress
+        )
+        for frame_idx, (_, frame), logits in tracked:
+            masks = processor.post_process_masks(logits.float().cpu(), (height, width), self.config.mask_threshold)
+            yield frame_idx, frame, masks[:, 0].numpy()
+
+    def _video_frames(self, video: Any, processor: Sa2VAProcessor) -> VideoFrames:
+        """`video` (file, folder, list or iterator of frames) as lazily decoded RGB-convertible PIL frames."""
+        return VideoFrames(video, to_image=lambda item, name: processor.image_processor.load_images(item, name)[0])
+
+    def _key_frame_indices(self, frames: VideoFrames, key_frame_indices: list[int] | None) -> list[int]:
+        """The given `key_frame_indices` (checked) or `config.num_key_frames` chosen by `config.key_frame_strategy`;
+        for `"first"` on a video of unknown length, frames `0..num_key_frames - 1` (the caller drops missing ones)."""
+        num_frames = frames.length_if_known
+        if key_frame_indices is not None:
+            return check_key_frame_indices(key_frame_indices, num_frames)
+        strategy = self.config.key_frame_strategy
+        if num_frames is None and strategy == "first":
+            return list(range(self.config.num_key_frames))
+        return select_key_frames(
+            len(frames) if num_frames is None else num_frames, self.config.num_key_frames, strategy
+        )
+
+    def _answer(
+        self, inputs, prompt: str, processor: Sa2VAProcessor, generate_kwargs: dict
+    ) -> tuple[str, str, torch.LongTensor, torch.FloatTensor]:
+        """Generate the answer to processor `inputs` (media views already popped) built from `prompt`.
+
+        Returns:
+            `(prediction, past_text, generated, fed_back_states)`: the decoded answer, the conversation so far in
+            prompt form, the generated ids `(num_generated,)` and their fed-back states (see
+            [`_generate_with_final_states`]).
+        """
         inputs.pop("num_tiles", None)
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
@@ -474,7 +655,6 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
                 ),
                 "attention_mask": inputs["attention_mask"],
             }
-
         generation_config, other_kwargs = self._generation_config(processor, generate_kwargs)
         sequences, fed_back_states = self._generate_with_final_states(
             inputs, generation_config, tokenizer=processor.tokenizer, **other_kwargs
@@ -485,21 +665,16 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         while answer.numel() and int(answer[-1]) in processor.stop_token_ids:
             answer = answer[:-1]
         history = prompt + processor.tokenizer.decode(answer, skip_special_tokens=False) + processor.turn_end()
-        result = {"prediction": prediction, "prediction_masks": [], "past_text": history}
-        if sam_pixel_values is None:
-            return result
+        return prediction, history, generated, fed_back_states
 
+    def _seg_embeddings(
+        self, generated: torch.LongTensor, fed_back_states: torch.FloatTensor, processor: Sa2VAProcessor
+    ) -> torch.FloatTensor:
+        """Projected states `(num_objects, seg_hidden_size)` of the generated `[SEG]` tokens that were fed back."""
         seg_positions = (generated[:-1] == processor.seg_token_id).nonzero().flatten()
         if generated.numel() and generated[-1] == processor.seg_token_id:
             logger.warning("The answer ends with [SEG] (max_new_tokens reached?): that [SEG] gets no mask.")
-        if seg_positions.numel() == 0:
-            return result
-        seg_embeddings = self.project_seg_hidden_states(fed_back_states[seg_positions])
-        mask_logits = self.decode_masks(seg_embeddings, sam_pixel_values, key_frame_indices)
-        height, width = (int(v) for v in original_sizes[0])
-        masks = processor.post_process_masks(mask_logits.float().cpu(), (height, width), self.config.mask_threshold)
-        result["prediction_masks"] = [np.asarray(mask.numpy(), dtype=bool) for mask in masks]
-        return result
+        return self.project_seg_hidden_states(fed_back_states[seg_positions])
 
     def _generate_with_final_states(
         self, inputs, generation_config: GenerationConfig, **generate_kwargs
@@ -561,4 +736,10 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         )
 
 
-__all__ = ["Sa2VAForConditionalGeneration", "Sa2VAPreTrainedModel", "Sa2VACausalLMOutputWithPast", "select_key_frames"]
+__all__ = [
+    "Sa2VAForConditionalGeneration",
+    "Sa2VAPreTrainedModel",
+    "Sa2VACausalLMOutputWithPast",
+    "Sa2VAVideoStream",
+    "select_key_frames",
+]
