@@ -689,10 +689,9 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             `SEG_STATE_AFTER_FINAL_NORM` says so), so no per-layer states are kept.
         """
         last_states: list[torch.Tensor] = []
-        after_norm = SEG_STATE_AFTER_FINAL_NORM[self.config.vlm_family]
 
         def record(module, args, output):
-            last_states.append((output if after_norm else args[0])[0, -1])
+            last_states.append(self._seg_state(args, output)[0, -1])
 
         handle = self.final_norm.register_forward_hook(record)
         try:
