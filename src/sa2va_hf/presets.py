@@ -28,11 +28,9 @@ and the vocabulary is that id + 5. Base tokenizer lengths:
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .models.sa2va.configuration_sa2va import Sa2VAConfig
-from .models.sa2va.modeling_sa2va import Sa2VAForConditionalGeneration
-from .models.sa2va.processing_sa2va import SA2VA_SPECIAL_TOKENS, Sa2VAProcessor
+from .models.sa2va.processing_sa2va import SA2VA_SPECIAL_TOKENS
 
 
 QWEN2_5_TOKENIZER_LENGTH = 151_665
@@ -467,8 +465,6 @@ def get_preset_config(name: str) -> Sa2VAConfig:
         from .tiny import build_tiny_model
 
         return build_tiny_model(TINY_PRESETS[name])[0].config
-    if name in BUNDLED_PRESETS:
-        return Sa2VAConfig.from_pretrained(BUNDLED_PRESETS[name])
     raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(PRESET_NAMES)}.")
 
 
@@ -478,16 +474,11 @@ TINY_PRESETS = {
     "tiny-random-qwen2_5_vl": "qwen2_5_vl",
     "tiny-random-qwen3_vl": "qwen3_vl",
 }
-# Models trained here and shipped inside the package: name → folder in Hub layout.
-# `tiny-shapes` grounds "Please segment the {colour} {shape}." on synthetic scenes (see `sa2va_hf.training.shapes`
-# and its `training_recipe.json`); it is the embedded default of the CLI and the demo.
-BUNDLED_PRESETS = {"tiny-shapes": Path(__file__).parent / "assets" / "tiny-shapes"}
-PRESET_NAMES = (*BUNDLED_PRESETS, *TINY_PRESETS, *OFFICIAL_VARIANTS)
+PRESET_NAMES = (*TINY_PRESETS, *OFFICIAL_VARIANTS)
 
 
 def load_preset(name: str, seed: int = 0):
-    """`(model, processor)` of a preset that can be built here: the bundled trained `tiny-shapes` model (in eval mode)
-    and the `tiny-random-*` presets (seeded with `seed`).
+    """`(model, processor)` of a preset that can be built here: the `tiny-*` presets.
 
     The official variants have real shapes but no weights here: build them with `get_preset_config(name)` on the
     `meta` device, or convert a downloaded checkpoint with `sa2va-hf convert official`.
@@ -499,9 +490,6 @@ def load_preset(name: str, seed: int = 0):
         from .tiny import build_tiny_model
 
         return build_tiny_model(TINY_PRESETS[name], seed=seed)
-    if name in BUNDLED_PRESETS:
-        folder = BUNDLED_PRESETS[name]
-        return Sa2VAForConditionalGeneration.from_pretrained(folder).eval(), Sa2VAProcessor.from_pretrained(folder)
     if name in OFFICIAL_VARIANTS:
         raise ValueError(
             f"Preset {name!r} is the shape of {OFFICIAL_VARIANTS[name].hub_id}, whose weights are not bundled; use "
@@ -511,7 +499,6 @@ def load_preset(name: str, seed: int = 0):
 
 
 __all__ = [
-    "BUNDLED_PRESETS",
     "OFFICIAL_VARIANTS",
     "OfficialVariant",
     "PRESET_NAMES",
