@@ -31,7 +31,37 @@ def test_predict_writes_one_overlay_per_frame_with_the_masks(tmp_path):
     summary = json.loads((out / "video.json").read_text())
     assert len(list(out.glob("video_*.png"))) == 6
     for entry in summary["masks"]:
-        assert entry["shape"] == [6, 40, 48]
+        assert entry["shape"] == [6, 40, 48] and len(entry["rle"]) == 6
+    if (out / "video.mp4").exists():  # PyAV installed
+        import av
+
+        with av.open(str(out / "video.mp4")) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 6
+
+
+def test_rle_json_decodes_to_the_masks_of_predict_forward(tmp_path, tiny_models):
+    from pycocotools import mask as mask_utils
+
+    from sa2va_hf.outputs import PredictionWriter
+
+    model, processor = tiny_models("internvl")
+    image = random_scene(seed=4, size=(40, 30)).image
+    # Force two [SEG] so there are masks to write, whatever the random tiny model would say.
+    seg = processor.seg_token_id
+    result = model.predict_forward(
+        image=image, text="<image>Segment.", processor=processor, max_new_tokens=3,
+        sequence_bias={(seg,): 100.0},
+    )  # fmt: skip
+    masks = result["prediction_masks"]
+    assert len(masks) == 2
+    writer = PredictionWriter(tmp_path, "image", result["prediction"], len(masks), is_video=False)
+    writer.add(0, image, np.stack([m[0] for m in masks]))
+    writer.close()
+    summary = json.loads((tmp_path / "image.json").read_text())
+    for entry, mask in zip(summary["masks"], masks):
+        rle = {"size": entry["rle"][0]["size"], "counts": entry["rle"][0]["counts"].encode()}
+        assert np.array_equal(mask_utils.decode(rle).astype(bool), mask[0])
+    assert Image.open(tmp_path / "image.png").size == (40, 30)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +72,7 @@ def test_predict_writes_one_overlay_per_frame_with_the_masks(tmp_path):
         (["predict", "--model", "no-such-model", "--image", "{image}"], "--model 'no-such-model'"),
         (["predict", "--image", "{image}", "--text", "<image>   "], "holds no question"),
         (["predict", "--image", "{text_file}"], "is not a readable image"),
+        (["predict", "--image", "{image}", "--key-frames", "a,b"], "--key-frames 'a,b'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
@@ -70,3 +101,24 @@ def test_delegated_commands_reach_their_modules(capsys):
     assert exit_info.value.code == 0 and "sa2va-hf eval refvos" in capsys.readouterr().out
     assert main(["eval", "nonsense"]) == 2
     assert "eval refcoco | eval refvos | eval gcg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["internvl", "qwen2_5_vl"])
+def test_text_streams_through_predict_forward(tiny_models, family):
+    from threading import Thread
+
+    from transformers import TextIteratorStreamer
+
+    model, processor = tiny_models(family)
+    image = random_scene(seed=6, size=(40, 30)).image
+    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True)
+    results = []
+    kwargs = {"image": image, "text": "<image>Describe.", "processor": processor, "max_new_tokens": 6}
+    thread = Thread(target=lambda: results.append(model.predict_forward(**kwargs, streamer=streamer)))
+    thread.start()
+    streamed = "".join(streamer)
+    thread.join()
+    expected = processor.tokenizer.decode(
+        processor.tokenizer(results[0]["prediction"], add_special_tokens=False)["input_ids"], skip_special_tokens=True
+    )
+    assert streamed.strip() == expected.strip() and streamed.strip()

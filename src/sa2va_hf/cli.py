@@ -1,7 +1,6 @@
 """The `sa2va-hf` command: `predict` (answer + masks + overlays), `convert`, `build`, `push` and `eval`."""
 
 import argparse
-import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -40,33 +39,28 @@ def _load_model(name_or_path: str, device: str, dtype: str):
     return model.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
 
 
-def _write_result(out_dir: Path, name: str, frames: list[Image.Image], result: dict) -> list[Path]:
-    """Write `<name>.json` (answer + mask shapes) and one overlay PNG per frame; return the overlay paths."""
-    from .visualize import overlay_masks, seg_phrases
-
-    masks = result["prediction_masks"]
-    labels = seg_phrases(result["prediction"], len(masks))
-    summary = {
-        "prediction": result["prediction"],
-        "masks": [{"label": label, "shape": list(m.shape), "pixels": int(m.sum())} for label, m in zip(labels, masks)],
-    }
-    (out_dir / f"{name}.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    paths = []
-    for index, frame in enumerate(frames):
-        path = out_dir / (f"{name}.png" if len(frames) == 1 else f"{name}_{index:04d}.png")
-        overlay_masks(frame, [np.asarray(m[index]) for m in masks], labels).save(path)
-        paths.append(path)
-    return paths
+def _key_frames(value: str | None, model) -> list[int] | None:
+    """`--key-frames`: a strategy name (set on the model's config) or comma-separated frame indices."""
+    if value is None:
+        return None
+    if value in ("first", "uniform"):
+        model.config.key_frame_strategy = value
+        return None
+    try:
+        return [int(index) for index in value.split(",")]
+    except ValueError:
+        raise CLIError(f"--key-frames {value!r}: give 'first', 'uniform' or frame indices like 0,10,20.") from None
 
 
 def predict(args: argparse.Namespace) -> int:
     from .models.sa2va.video_io_sa2va import load_frames
+    from .outputs import PredictionWriter
 
     out_dir = Path(args.out)
     jobs = []
     if args.image is None and args.video is None:
         jobs.append(
-            ("image", [Image.open(_assets() / "sample_image.png").convert("RGB")], args.text or DEFAULT_IMAGE_TEXT)
+            ("image", Image.open(_assets() / "sample_image.png").convert("RGB"), args.text or DEFAULT_IMAGE_TEXT)
         )
         jobs.append(("video", load_frames(_assets() / "sample_clip"), args.text or DEFAULT_VIDEO_TEXT))
     elif args.image is not None:
@@ -76,24 +70,38 @@ def predict(args: argparse.Namespace) -> int:
             image = Image.open(args.image).convert("RGB")
         except OSError as error:
             raise CLIError(f"--image {args.image!r} is not a readable image: {error}") from error
-        jobs.append(("image", [image], args.text or DEFAULT_IMAGE_TEXT))
+        jobs.append(("image", image, args.text or DEFAULT_IMAGE_TEXT))
     else:
-        try:
-            jobs.append(("video", load_frames(args.video), args.text or DEFAULT_VIDEO_TEXT))
-        except (FileNotFoundError, ValueError, ImportError) as error:
-            raise CLIError(f"--video: {error}") from error
+        if not Path(args.video).exists():
+            raise CLIError(f"--video: video source {args.video!r} does not exist.")
+        jobs.append(("video", args.video, args.text or DEFAULT_VIDEO_TEXT))
 
     model, processor = _load_model(args.model, args.device, args.dtype)
+    key_frame_indices = _key_frames(args.key_frames, model)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, frames, text in jobs:
-        media = {"video": frames} if name == "video" else {"image": frames[0]}
+    for name, media, text in jobs:
         try:
-            result = model.predict_forward(text=text, processor=processor, max_new_tokens=args.max_new_tokens, **media)
-        except (TypeError, ValueError) as error:
-            raise CLIError(str(error)) from error
-        paths = _write_result(out_dir, name, frames, result)
-        print(f"{name}: {result['prediction']!r} -> {len(result['prediction_masks'])} mask(s)")
-        print(f"  wrote {out_dir / (name + '.json')} and {len(paths)} overlay PNG(s) ({paths[0].name}...)")
+            if name == "image":
+                result = model.predict_forward(
+                    image=media, text=text, processor=processor, max_new_tokens=args.max_new_tokens
+                )
+                masks = result["prediction_masks"]
+                writer = PredictionWriter(out_dir, name, result["prediction"], len(masks), is_video=False)
+                writer.add(0, media, np.stack([m[0] for m in masks]) if masks else np.zeros((0, *media.size[::-1]), bool))
+            else:
+                stream = model.predict_video_stream(
+                    media, text, processor=processor, key_frame_indices=key_frame_indices,
+                    max_new_tokens=args.max_new_tokens,
+                )  # fmt: skip
+                writer = PredictionWriter(out_dir, name, stream.prediction, stream.num_objects, is_video=True)
+                for frame_idx, frame, masks in stream:
+                    writer.add(frame_idx, frame, masks)
+        except (TypeError, ValueError, FileNotFoundError, ImportError) as error:
+            raise CLIError(str(error).splitlines()[0]) from error
+        written = writer.close()
+        print(f"{name}: {writer.prediction!r} -> {len(writer.rles)} mask(s)")
+        extra = f" and {written['mp4'][0].name}" if written["mp4"] else ""
+        print(f"  wrote {written['json'][0]}, {len(written['overlays'])} overlay PNG(s){extra}")
     print(f"Results are in {out_dir.resolve()}")
     return 0
 
@@ -112,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu")
     run.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     run.add_argument("--max-new-tokens", type=int, default=64)
+    run.add_argument(
+        "--key-frames",
+        help="video key frames: 'first' (official), 'uniform', or indices like 0,10,20 (default: config)",
+    )
     run.set_defaults(func=predict)
 
     # Commands whose arguments are parsed by their own module (listed here for `--help`; `main` hands them over).
