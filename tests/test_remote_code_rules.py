@@ -11,7 +11,7 @@ ALLOWED_TOP_LEVEL = {"torch", "numpy", "PIL", "transformers", "huggingface_hub",
 OPTIONAL_IN_TRY = {"av"}  # optional dependencies: imported only inside `try`, which the Hub loader does not require
 STDLIB_ALLOWED = {
     "collections", "contextlib", "copy", "dataclasses", "math", "os", "pathlib", "re", "typing", "itertools",
-    "functools", "json", "warnings",
+    "functools", "json", "warnings", "shutil",
 }  # fmt: skip
 FILES = sorted(p for p in MODEL_DIR.glob("*.py") if p.name != "__init__.py")
 

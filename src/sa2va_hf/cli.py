@@ -87,7 +87,9 @@ def predict(args: argparse.Namespace) -> int:
                 )
                 masks = result["prediction_masks"]
                 writer = PredictionWriter(out_dir, name, result["prediction"], len(masks), is_video=False)
-                writer.add(0, media, np.stack([m[0] for m in masks]) if masks else np.zeros((0, *media.size[::-1]), bool))
+                writer.add(
+                    0, media, np.stack([m[0] for m in masks]) if masks else np.zeros((0, *media.size[::-1]), bool)
+                )
             else:
                 stream = model.predict_video_stream(
                     media, text, processor=processor, key_frame_indices=key_frame_indices,

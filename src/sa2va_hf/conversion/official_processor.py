@@ -1,5 +1,6 @@
 """The processor of a converted official checkpoint: its tokenizer, its prompt template and the family's image view."""
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -77,12 +78,16 @@ def save_config_and_code(config: Sa2VAConfig, dst_dir: str | Path) -> list[Path]
     dst_dir = Path(dst_dir)
     model_file = Path(modeling_sa2va.__file__)
     copied = []
-    for source in [model_file, *map(Path, get_relative_import_files(str(model_file)))]:
+    model_class = modeling_sa2va.Sa2VAForConditionalGeneration
+    sources = [
+        model_file,
+        *map(Path, get_relative_import_files(str(model_file))),
+        *model_class.remote_code_extra_files(),
+    ]
+    for source in sources:
         copied.append(Path(shutil.copyfile(source, dst_dir / source.name)))
-    config.auto_map = {
-        **(getattr(config, "auto_map", None) or {}),
-        **modeling_sa2va.Sa2VAForConditionalGeneration.remote_code_auto_map(),
-    }
+    config.auto_map = {**(getattr(config, "auto_map", None) or {}), **model_class.remote_code_auto_map()}
+    config.custom_pipelines = copy.deepcopy(modeling_sa2va.CUSTOM_PIPELINES)
     config.save_pretrained(dst_dir)
     return copied
 

@@ -2,6 +2,7 @@
 
 import copy
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,10 @@ SEG_STATE_AFTER_FINAL_NORM = {"internvl": True, "qwen2_5_vl": True, "qwen3_vl": 
 # returned sequences and the logits processors (`sequence_bias`, `repetition_penalty`, ...) see only generated
 # tokens; Qwen-VL from `input_ids`, prompt included.
 GENERATE_FROM_EMBEDDINGS = {"internvl": True, "qwen2_5_vl": False, "qwen3_vl": False}
+
+# The pipeline every saved checkpoint carries (`pipeline(model=folder_or_repo, trust_remote_code=True)`), as
+# `config.json["custom_pipelines"]` and the file `pipeline_sa2va.py` next to the modeling code.
+CUSTOM_PIPELINES = {"sa2va": {"impl": "pipeline_sa2va.Sa2VAPipeline", "pt": ["AutoModel"], "type": "multimodal"}}
 
 
 @dataclass
@@ -170,11 +175,21 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             auto_class: target for auto_class in ("AutoModel", "AutoModelForCausalLM", "AutoModelForImageTextToText")
         }
 
+    @staticmethod
+    def remote_code_extra_files() -> list[Path]:
+        """Remote-code files a checkpoint needs besides the model's own imports: the pipeline."""
+        return [Path(__file__).with_name("pipeline_sa2va.py")]
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`; a model registered for remote code maps every Auto class it serves."""
+        """`PreTrainedModel.save_pretrained`; a model registered for remote code maps every Auto class it serves and
+        ships its pipeline (`custom_pipelines`)."""
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.remote_code_auto_map()}
+            self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
         super().save_pretrained(save_directory, *args, **kwargs)
+        if self._auto_class is not None:
+            for source in self.remote_code_extra_files():
+                shutil.copyfile(source, Path(save_directory) / source.name)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.vlm.get_input_embeddings()
