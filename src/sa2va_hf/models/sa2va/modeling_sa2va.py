@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from transformers import AutoModelForImageTextToText, GenerationConfig, GenerationMixin, PreTrainedModel
@@ -501,9 +502,61 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             A video is held whole here, as in the official model; [`predict_video_stream`] gives the same masks
             frame by frame in bounded memory.
         """
+        processor = self._resolve_processor(processor, tokenizer)
+        request = self._prepare_request(processor, image, video, text, past_text, mask_prompts, key_frame_indices)
+        return self._answer_requests([request], processor, generate_kwargs)[0]
+
+    @torch.no_grad()
+    def batch_predict_forward(
+        self,
+        requests: list[dict],
+        processor: Sa2VAProcessor | None = None,
+        tokenizer=None,
+        **generate_kwargs,
+    ) -> list[dict]:
+        r"""
+        [`predict_forward`] for several requests in one generation: the prompts are left-padded into one batch (for
+        InternVL the prompt embeddings, images in place), answered together, and each row's `[SEG]` states are
+        decoded by SAM-2 on its own image or video.
+
+        Args:
+            requests (`list[dict]`): one dict per row with `predict_forward`'s per-input arguments: `"text"` and
+                optionally `"image"`, `"video"`, `"past_text"`, `"mask_prompts"`, `"key_frame_indices"`.
+            processor ([`Sa2VAProcessor`], *optional*), tokenizer (*optional*): as in [`predict_forward`].
+            generate_kwargs: passed to `generate` for the whole batch.
+
+        Returns:
+            `list[dict]`, one [`predict_forward`] result per request, in order. Row `i` equals `predict_forward` on
+            request `i` alone (same text; masks equal up to float rounding at the threshold).
+        """
+        if not requests:
+            raise ValueError("`requests` is empty; pass a list of dicts such as {'image': ..., 'text': ...}.")
+        processor = self._resolve_processor(processor, tokenizer)
+        allowed = {"image", "video", "text", "past_text", "mask_prompts", "key_frame_indices"}
+        prepared = []
+        for index, request in enumerate(requests):
+            unknown = set(request) - allowed
+            if unknown:
+                raise ValueError(f"requests[{index}] has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
+            prepared.append(
+                self._prepare_request(
+                    processor,
+                    request.get("image"),
+                    request.get("video"),
+                    request.get("text"),
+                    request.get("past_text", ""),
+                    request.get("mask_prompts"),
+                    request.get("key_frame_indices"),
+                )
+            )
+        return self._answer_requests(prepared, processor, generate_kwargs)
+
+    def _prepare_request(
+        self, processor: Sa2VAProcessor, image, video, text, past_text, mask_prompts, key_frame_indices
+    ) -> dict:
+        """One request's prompt and processor outputs, with the SAM-2 view set apart."""
         if text is None:
             raise ValueError("`text` is required: the question to answer, e.g. '<image>Please segment the cat.'")
-        processor = self._resolve_processor(processor, tokenizer)
         if video is not None:
             frames = list(self._video_frames(video, processor))
             if not frames:
@@ -517,20 +570,35 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         else:
             prompt = processor.build_prompt(text, num_images=0, past_text=past_text)
             inputs = processor(text=prompt, mask_prompts=mask_prompts, return_tensors="pt")
-        sam_pixel_values = inputs.pop("sam_pixel_values", None)
-        original_sizes = inputs.pop("original_sizes", None)
-        prediction, history, generated, fed_back_states = self._answer(inputs, prompt, processor, generate_kwargs)
-        result = {"prediction": prediction, "prediction_masks": [], "past_text": history}
-        if sam_pixel_values is None:
-            return result
-        seg_embeddings = self._seg_embeddings(generated, fed_back_states, processor)
-        if len(seg_embeddings) == 0:
-            return result
-        mask_logits = self.decode_masks(seg_embeddings, sam_pixel_values, key_frame_indices)
-        height, width = (int(v) for v in original_sizes[0])
-        masks = processor.post_process_masks(mask_logits.float().cpu(), (height, width), self.config.mask_threshold)
-        result["prediction_masks"] = [np.asarray(mask.numpy(), dtype=bool) for mask in masks]
-        return result
+        return {
+            "prompt": prompt,
+            "sam_pixel_values": inputs.pop("sam_pixel_values", None),
+            "original_sizes": inputs.pop("original_sizes", None),
+            "key_frame_indices": key_frame_indices,
+            "inputs": inputs,
+        }
+
+    def _answer_requests(self, requests: list[dict], processor: Sa2VAProcessor, generate_kwargs: dict) -> list[dict]:
+        """Generate the answers of prepared requests as one batch, then decode each row's masks."""
+        answers = self._answer(
+            [r["inputs"] for r in requests], [r["prompt"] for r in requests], processor, generate_kwargs
+        )
+        results = []
+        for request, (prediction, history, generated, fed_back_states) in zip(requests, answers):
+            result = {"prediction": prediction, "prediction_masks": [], "past_text": history}
+            results.append(result)
+            if request["sam_pixel_values"] is None:
+                continue
+            seg_embeddings = self._seg_embeddings(generated, fed_back_states, processor)
+            if len(seg_embeddings) == 0:
+                continue
+            mask_logits = self.decode_masks(seg_embeddings, request["sam_pixel_values"], request["key_frame_indices"])
+            height, width = (int(v) for v in request["original_sizes"][0])
+            masks = processor.post_process_masks(
+                mask_logits.float().cpu(), (height, width), self.config.mask_threshold
+            )
+            result["prediction_masks"] = [np.asarray(mask.numpy(), dtype=bool) for mask in masks]
+        return results
 
     @torch.no_grad()
     def predict_video_stream(
@@ -594,7 +662,9 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         key_frame_pixel_values = dict(zip(key_frame_indices, inputs.pop("sam_pixel_values")))
         inputs.pop("original_sizes")
         del key_frames
-        prediction, history, generated, fed_back_states = self._answer(inputs, prompt, processor, generate_kwargs)
+        prediction, history, generated, fed_back_states = self._answer([inputs], [prompt], processor, generate_kwargs)[
+            0
+        ]
         seg_embeddings = self._seg_embeddings(generated, fed_back_states, processor)
         masks = self._stream_masks(
             frames, seg_embeddings, key_frame_pixel_values, processor, size, frames.length_if_known, show_progress
@@ -650,37 +720,83 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         )
 
     def _answer(
-        self, inputs, prompt: str, processor: Sa2VAProcessor, generate_kwargs: dict
-    ) -> tuple[str, str, torch.LongTensor, torch.FloatTensor]:
-        """Generate the answer to processor `inputs` (media views already popped) built from `prompt`.
+        self, rows: list, prompts: list[str], processor: Sa2VAProcessor, generate_kwargs: dict
+    ) -> list[tuple[str, str, torch.LongTensor, torch.FloatTensor]]:
+        """Generate the answers to processor outputs (`rows`, media views already popped) built from `prompts`, all
+        rows in one left-padded batch.
 
         Returns:
-            `(prediction, past_text, generated, fed_back_states)`: the decoded answer, the conversation so far in
-            prompt form, the generated ids `(num_generated,)` and their fed-back states (see
-            [`_generate_with_final_states`]).
+            per row `(prediction, past_text, generated, fed_back_states)`: the decoded answer, the conversation so far
+            in prompt form, the generated ids `(num_generated,)` (up to the row's end) and their fed-back states
+            `(num_generated - 1, hidden_size)` (see [`_generate_with_final_states`]).
         """
-        inputs.pop("num_tiles", None)
-        inputs = inputs.to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        if GENERATE_FROM_EMBEDDINGS[self.config.vlm_family]:
-            inputs = {
-                "inputs_embeds": self.internvl_inputs_embeds(
-                    inputs["input_ids"], inputs.get("pixel_values"), inputs.get("region_masks")
-                ),
-                "attention_mask": inputs["attention_mask"],
-            }
+        inputs = self._left_padded_batch(rows, processor)
         generation_config, other_kwargs = self._generation_config(processor, generate_kwargs)
         sequences, fed_back_states = self._generate_with_final_states(
             inputs, generation_config, tokenizer=processor.tokenizer, **other_kwargs
         )
-        generated = sequences[0, self._prompt_length_in_sequences(inputs) :]
-        prediction = processor.tokenizer.decode(generated, skip_special_tokens=False).strip()
-        answer = generated
-        while answer.numel() and int(answer[-1]) in processor.stop_token_ids:
-            answer = answer[:-1]
-        history = prompt + processor.tokenizer.decode(answer, skip_special_tokens=False) + processor.turn_end()
-        return prediction, history, generated, fed_back_states
+        answers = []
+        for row, prompt in enumerate(prompts):
+            generated = sequences[row, self._prompt_length_in_sequences(inputs) :]
+            if len(prompts) > 1:
+                generated = self._row_answer(generated, processor)
+            prediction = processor.tokenizer.decode(generated, skip_special_tokens=False).strip()
+            answer = generated
+            while answer.numel() and int(answer[-1]) in processor.stop_token_ids:
+                answer = answer[:-1]
+            history = prompt + processor.tokenizer.decode(answer, skip_special_tokens=False) + processor.turn_end()
+            answers.append((prediction, history, generated, fed_back_states[row, : max(generated.numel() - 1, 0)]))
+        return answers
+
+    @staticmethod
+    def _row_answer(generated: torch.LongTensor, processor: Sa2VAProcessor) -> torch.LongTensor:
+        """A batch row's generated ids up to its end: through its first stop token, without the padding `generate`
+        adds once a row is done before the others."""
+        stops = torch.isin(generated, torch.tensor(processor.stop_token_ids, device=generated.device))
+        if stops.any():
+            return generated[: int(stops.nonzero()[0]) + 1]
+        pad_id = processor.tokenizer.pad_token_id
+        end = generated.numel()
+        while pad_id is not None and end and int(generated[end - 1]) == pad_id:
+            end -= 1
+        return generated[:end]
+
+    def _left_padded_batch(self, rows: list, processor: Sa2VAProcessor) -> dict:
+        """One `generate` input from per-row processor outputs: left-padded `input_ids` / `attention_mask` (and
+        `mm_token_type_ids`), the rows' image tensors concatenated; InternVL rows become `inputs_embeds`, each with
+        its own images and visual prompts in place."""
+        rows = [dict(row) for row in rows]
+        for row in rows:
+            row.pop("num_tiles", None)
+        lengths = [row["input_ids"].shape[1] for row in rows]
+        longest = max(lengths)
+
+        def left_pad(tensors: list[torch.Tensor], value) -> torch.Tensor:
+            padded = [F.pad(t, (*(0, 0) * (t.dim() - 2), longest - t.shape[1], 0), value=value) for t in tensors]
+            return torch.cat(padded).to(self.device)
+
+        attention_mask = left_pad([row["attention_mask"] for row in rows], 0)
+        if GENERATE_FROM_EMBEDDINGS[self.config.vlm_family]:
+            embeds = [
+                self.internvl_inputs_embeds(
+                    row["input_ids"].to(self.device),
+                    row["pixel_values"].to(self.device, self.dtype) if "pixel_values" in row else None,
+                    row.get("region_masks"),
+                )
+                for row in rows
+            ]
+            return {"inputs_embeds": left_pad(embeds, 0.0), "attention_mask": attention_mask}
+        batch = {
+            "input_ids": left_pad([row["input_ids"] for row in rows], processor.tokenizer.pad_token_id),
+            "attention_mask": attention_mask,
+        }
+        if "mm_token_type_ids" in rows[0]:
+            batch["mm_token_type_ids"] = left_pad([row["mm_token_type_ids"] for row in rows], 0)
+        with_images = [row for row in rows if "pixel_values" in row]
+        if with_images:
+            batch["pixel_values"] = torch.cat([row["pixel_values"] for row in with_images]).to(self.device, self.dtype)
+            batch["image_grid_thw"] = torch.cat([row["image_grid_thw"] for row in with_images]).to(self.device)
+        return batch
 
     def _seg_embeddings(
         self, generated: torch.LongTensor, fed_back_states: torch.FloatTensor, processor: Sa2VAProcessor
@@ -697,16 +813,15 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
         """Generate, and keep the last-layer state of every generated token when it is fed back as input.
 
         Returns:
-            `(sequences, states)`: `sequences` `(1, num_prompt_tokens + num_generated)` (no prompt tokens when
-            generating from `inputs_embeds`) and `states`
-            `(num_generated - 1, hidden_size)`, row `i` the state at generated token `i` (the last token is never fed
-            back). A hook on the final norm records one row per decoding step (its output, or its input where
+            `(sequences, states)`: `sequences` `(batch_size, num_prompt_tokens + num_generated)` (no prompt tokens
+            when generating from `inputs_embeds`) and `states` `(batch_size, num_generated - 1, hidden_size)`, entry
+            `[b, i]` the state at row `b`'s generated token `i` (the last token is never fed back). A hook on the final norm records one row per decoding step (its output, or its input where
             `SEG_STATE_AFTER_FINAL_NORM` says so), so no per-layer states are kept.
         """
         last_states: list[torch.Tensor] = []
 
         def record(module, args, output):
-            last_states.append(self._seg_state(args, output)[0, -1])
+            last_states.append(self._seg_state(args, output)[:, -1])
 
         handle = self.final_norm.register_forward_hook(record)
         try:
@@ -715,10 +830,10 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             handle.remove()
         num_generated = sequences.shape[1] - self._prompt_length_in_sequences(inputs)
         fed_back = last_states[len(last_states) - (num_generated - 1) :] if num_generated > 1 else []
-        hidden_size = self.config.text_config.hidden_size
-        return sequences, torch.stack(fed_back) if fed_back else sequences.new_zeros(
-            (0, hidden_size), dtype=self.dtype
-        )
+        if not fed_back:
+            hidden_size = self.config.text_config.hidden_size
+            return sequences, torch.zeros((sequences.shape[0], 0, hidden_size), dtype=self.dtype, device=self.device)
+        return sequences, torch.stack(fed_back, dim=1)
 
     @staticmethod
     def _prompt_length_in_sequences(generate_inputs: dict) -> int:
