@@ -122,3 +122,27 @@ def test_text_streams_through_predict_forward(tiny_models, family):
         processor.tokenizer(results[0]["prediction"], add_special_tokens=False)["input_ids"], skip_special_tokens=True
     )
     assert streamed.strip() == expected.strip() and streamed.strip()
+
+
+def test_chat_keeps_the_conversation_and_writes_masks(tmp_path, monkeypatch, capsys):
+    random_scene(seed=8, size=(40, 30)).image.save(tmp_path / "image.png")
+    questions = iter(["Please segment the shape.", "And now?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(questions))
+    from sa2va_hf.models.sa2va.modeling_sa2va import Sa2VAForConditionalGeneration
+
+    calls, original = [], Sa2VAForConditionalGeneration.predict_forward
+
+    def spy(self, **kwargs):
+        calls.append((kwargs, original(self, **kwargs)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(Sa2VAForConditionalGeneration, "predict_forward", spy)
+    argv = ["chat", "--image", str(tmp_path / "image.png"), "--out", str(tmp_path / "out"), "--max-new-tokens", "3"]
+    assert main(argv) == 0
+    answers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sa2va> ")]
+    assert len(answers) == 2 and len(calls) == 2
+    assert calls[0][0]["text"] == "<image>Please segment the shape." and calls[1][0]["text"] == "And now?"
+    assert calls[1][0]["past_text"] == calls[0][1]["past_text"] != ""
+    for path in (tmp_path / "out").glob("turn*.json"):
+        assert json.loads(path.read_text())["masks"][0]["shape"] == [1, 30, 40]
+    assert main(["chat", "--image", str(tmp_path / "missing.png")]) == 2

@@ -1,6 +1,7 @@
 """The `sa2va-hf` command: `predict` (answer + masks + overlays), `convert`, `build`, `push` and `eval`."""
 
 import argparse
+import itertools
 import sys
 from importlib import resources
 from pathlib import Path
@@ -108,6 +109,58 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def chat(args: argparse.Namespace) -> int:
+    """A multi-turn conversation in the terminal about one image or video (or none); each answer's masks are written
+    to `--out` as `turn<N>.*`."""
+    from .outputs import PredictionWriter
+
+    media: dict = {}
+    if args.image is not None:
+        if not Path(args.image).is_file():
+            raise CLIError(f"--image {args.image!r}: no such file.")
+        try:
+            media = {"image": Image.open(args.image).convert("RGB")}
+        except OSError as error:
+            raise CLIError(f"--image {args.image!r} is not a readable image: {error}") from error
+    elif args.video is not None:
+        if not Path(args.video).exists():
+            raise CLIError(f"--video: video source {args.video!r} does not exist.")
+        from .models.sa2va.video_io_sa2va import load_frames
+
+        media = {"video": load_frames(args.video)}
+    model, processor = _load_model(args.model, args.device, args.dtype)
+    out_dir = Path(args.out)
+    past_text = ""
+    print("Ask a question (an empty line or Ctrl-D ends the chat).")
+    for turn in itertools.count():
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        text = question if turn or not media or "<image>" in question else f"<image>{question}"
+        try:
+            result = model.predict_forward(
+                **media, text=text, past_text=past_text, processor=processor, max_new_tokens=args.max_new_tokens
+            )
+        except (TypeError, ValueError) as error:
+            print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+            continue
+        past_text = result["past_text"]
+        print(f"sa2va> {result['prediction']}")
+        masks = result["prediction_masks"]
+        if masks:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            frames = media.get("video") or [media["image"]]
+            writer = PredictionWriter(out_dir, f"turn{turn}", result["prediction"], len(masks), "video" in media)
+            for index, frame in enumerate(frames):
+                writer.add(index, frame, np.stack([mask[index] for mask in masks]))
+            written = writer.close()
+            print(f"  {len(masks)} mask(s) -> {written['json'][0]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sa2va-hf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="video key frames: 'first' (official), 'uniform', or indices like 0,10,20 (default: config)",
     )
     run.set_defaults(func=predict)
+
+    talk = commands.add_parser("chat", help="a multi-turn conversation in the terminal about an image or a video")
+    talk.add_argument("--model", default=DEFAULT_MODEL, help=f"folder, Hub id or preset (default: {DEFAULT_MODEL})")
+    talk_source = talk.add_mutually_exclusive_group()
+    talk_source.add_argument("--image", help="an image file")
+    talk_source.add_argument("--video", help="a video file or a folder of frames")
+    talk.add_argument("--out", default="sa2va_chat", help="where each answer's masks go (default: ./sa2va_chat)")
+    talk.add_argument("--device", default="cpu")
+    talk.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    talk.add_argument("--max-new-tokens", type=int, default=256)
+    talk.set_defaults(func=chat)
 
     # Commands whose arguments are parsed by their own module (listed here for `--help`; `main` hands them over).
     for command, help_text in COMMAND_HELP.items():
