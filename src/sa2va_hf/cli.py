@@ -23,7 +23,7 @@ def _assets() -> Path:
     return Path(str(resources.files("sa2va_hf") / "assets"))
 
 
-def _load_model(name_or_path: str, device: str, dtype: str):
+def load_model(name_or_path: str, device: str, dtype: str):
     import torch
 
     from .presets import PRESET_NAMES, load_preset
@@ -77,7 +77,7 @@ def predict(args: argparse.Namespace) -> int:
             raise CLIError(f"--video: video source {args.video!r} does not exist.")
         jobs.append(("video", args.video, args.text or DEFAULT_VIDEO_TEXT))
 
-    model, processor = _load_model(args.model, args.device, args.dtype)
+    model, processor = load_model(args.model, args.device, args.dtype)
     key_frame_indices = _key_frames(args.key_frames, model)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, media, text in jobs:
@@ -128,7 +128,7 @@ def chat(args: argparse.Namespace) -> int:
         from .models.sa2va.video_io_sa2va import load_frames
 
         media = {"video": load_frames(args.video)}
-    model, processor = _load_model(args.model, args.device, args.dtype)
+    model, processor = load_model(args.model, args.device, args.dtype)
     out_dir = Path(args.out)
     past_text = ""
     print("Ask a question (an empty line or Ctrl-D ends the chat).")
@@ -207,12 +207,14 @@ DELEGATED_COMMANDS = {
     ("eval", "refvos"): "sa2va_hf.evaluation.refvos",
     ("eval", "gcg"): "sa2va_hf.evaluation.gcg",
     ("train",): "sa2va_hf.training.train",
+    ("demo",): "sa2va_hf.demo",
 }
 COMMAND_HELP = {
     "convert": "convert an official ByteDance Sa2VA folder: `sa2va-hf convert official SRC DST`",
     "build": "assemble a fresh Sa2VA from a transformers VLM and SAM-2 weights",
     "push": "upload a converted or built folder to the Hub with a model card",
     "train": "fine-tune with transformers.Trainer (LoRA via peft): `sa2va-hf train --config train.yaml`",
+    "demo": "a Gradio demo in the browser: `sa2va-hf demo --model M` (needs the demo extra)",
     "eval": "evaluate with the published protocols: `sa2va-hf eval refcoco|refvos|gcg ...`",
 }
 
