@@ -65,17 +65,9 @@ def predict(args: argparse.Namespace) -> int:
         )
         jobs.append(("video", load_frames(_assets() / "sample_clip"), args.text or DEFAULT_VIDEO_TEXT))
     elif args.image is not None:
-        if not Path(args.image).is_file():
-            raise CLIError(f"--image {args.image!r}: no such file.")
-        try:
-            image = Image.open(args.image).convert("RGB")
-        except OSError as error:
-            raise CLIError(f"--image {args.image!r} is not a readable image: {error}") from error
-        jobs.append(("image", image, args.text or DEFAULT_IMAGE_TEXT))
+        jobs.append(("image", _open_image(args.image), args.text or DEFAULT_IMAGE_TEXT))
     else:
-        if not Path(args.video).exists():
-            raise CLIError(f"--video: video source {args.video!r} does not exist.")
-        jobs.append(("video", args.video, args.text or DEFAULT_VIDEO_TEXT))
+        jobs.append(("video", _check_video(args.video), args.text or DEFAULT_VIDEO_TEXT))
 
     model, processor = load_model(args.model, args.device, args.dtype)
     key_frame_indices = _key_frames(args.key_frames, model)
@@ -116,18 +108,11 @@ def chat(args: argparse.Namespace) -> int:
 
     media: dict = {}
     if args.image is not None:
-        if not Path(args.image).is_file():
-            raise CLIError(f"--image {args.image!r}: no such file.")
-        try:
-            media = {"image": Image.open(args.image).convert("RGB")}
-        except OSError as error:
-            raise CLIError(f"--image {args.image!r} is not a readable image: {error}") from error
+        media = {"image": _open_image(args.image)}
     elif args.video is not None:
-        if not Path(args.video).exists():
-            raise CLIError(f"--video: video source {args.video!r} does not exist.")
         from .models.sa2va.video_io_sa2va import load_frames
 
-        media = {"video": load_frames(args.video)}
+        media = {"video": load_frames(_check_video(args.video))}
     model, processor = load_model(args.model, args.device, args.dtype)
     out_dir = Path(args.out)
     past_text = ""
@@ -161,20 +146,41 @@ def chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_and_media_arguments(command: argparse.ArgumentParser, image_help: str, max_new_tokens: int) -> None:
+    command.add_argument("--model", default=DEFAULT_MODEL, help=f"folder, Hub id or preset (default: {DEFAULT_MODEL})")
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--image", help=image_help)
+    source.add_argument("--video", help="a video file or a folder of frames")
+    command.add_argument("--device", default="cpu")
+    command.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    command.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+
+
+def _open_image(path: str) -> Image.Image:
+    """`--image`, opened as RGB, or a one-line error naming it."""
+    if not Path(path).is_file():
+        raise CLIError(f"--image {path!r}: no such file.")
+    try:
+        return Image.open(path).convert("RGB")
+    except OSError as error:
+        raise CLIError(f"--image {path!r} is not a readable image: {error}") from error
+
+
+def _check_video(path: str) -> str:
+    """`--video`, or a one-line error when it does not exist."""
+    if not Path(path).exists():
+        raise CLIError(f"--video: video source {path!r} does not exist.")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sa2va-hf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("predict", help="answer a question about an image or a video and segment it")
-    run.add_argument("--model", default=DEFAULT_MODEL, help=f"folder, Hub id or preset (default: {DEFAULT_MODEL})")
-    source = run.add_mutually_exclusive_group()
-    source.add_argument("--image", help="an image file (default: the bundled sample image and clip)")
-    source.add_argument("--video", help="a video file or a folder of frames")
+    _add_model_and_media_arguments(run, "an image file (default: the bundled sample image and clip)", 64)
     run.add_argument("--text", help="the question; put <image> where the image goes")
     run.add_argument("--out", default="sa2va_outputs", help="output folder (default: ./sa2va_outputs)")
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    run.add_argument("--max-new-tokens", type=int, default=64)
     run.add_argument(
         "--key-frames",
         help="video key frames: 'first' (official), 'uniform', or indices like 0,10,20 (default: config)",
@@ -182,14 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=predict)
 
     talk = commands.add_parser("chat", help="a multi-turn conversation in the terminal about an image or a video")
-    talk.add_argument("--model", default=DEFAULT_MODEL, help=f"folder, Hub id or preset (default: {DEFAULT_MODEL})")
-    talk_source = talk.add_mutually_exclusive_group()
-    talk_source.add_argument("--image", help="an image file")
-    talk_source.add_argument("--video", help="a video file or a folder of frames")
+    _add_model_and_media_arguments(talk, "an image file", 256)
     talk.add_argument("--out", default="sa2va_chat", help="where each answer's masks go (default: ./sa2va_chat)")
-    talk.add_argument("--device", default="cpu")
-    talk.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    talk.add_argument("--max-new-tokens", type=int, default=256)
     talk.set_defaults(func=chat)
 
     # Commands whose arguments are parsed by their own module (listed here for `--help`; `main` hands them over).
