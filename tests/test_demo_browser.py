@@ -67,7 +67,7 @@ def test_demo_answers_and_overlays_in_a_real_browser(tmp_path):
 
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GRADIO_TEMP_DIR=str(tmp_path))
-    command = [python, "-m", "sa2va_hf.cli", "demo", "--port", str(port)]
+    command = [python, "-m", "sa2va_hf.cli", "demo", "--port", str(port), "--max-new-tokens", "8"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:

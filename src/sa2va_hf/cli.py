@@ -6,7 +6,6 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 
@@ -55,7 +54,7 @@ def _key_frames(value: str | None, model) -> list[int] | None:
 
 def predict(args: argparse.Namespace) -> int:
     from .models.sa2va.video_io_sa2va import load_frames
-    from .outputs import PredictionWriter
+    from .outputs import PredictionWriter, write_prediction
 
     out_dir = Path(args.out)
     jobs = []
@@ -79,10 +78,8 @@ def predict(args: argparse.Namespace) -> int:
                     image=media, text=text, processor=processor, max_new_tokens=args.max_new_tokens
                 )
                 masks = result["prediction_masks"]
-                writer = PredictionWriter(out_dir, name, result["prediction"], len(masks), is_video=False)
-                writer.add(
-                    0, media, np.stack([m[0] for m in masks]) if masks else np.zeros((0, *media.size[::-1]), bool)
-                )
+                prediction, num_masks = result["prediction"], len(masks)
+                written = write_prediction(out_dir, name, prediction, [media], masks, is_video=False)
             else:
                 stream = model.predict_video_stream(
                     media, text, processor=processor, key_frame_indices=key_frame_indices,
@@ -91,10 +88,11 @@ def predict(args: argparse.Namespace) -> int:
                 writer = PredictionWriter(out_dir, name, stream.prediction, stream.num_objects, is_video=True)
                 for frame_idx, frame, masks in stream:
                     writer.add(frame_idx, frame, masks)
+                prediction, num_masks = stream.prediction, stream.num_objects
+                written = writer.close()
         except (TypeError, ValueError, FileNotFoundError, ImportError) as error:
             raise CLIError(str(error).splitlines()[0]) from error
-        written = writer.close()
-        print(f"{name}: {writer.prediction!r} -> {len(writer.rles)} mask(s)")
+        print(f"{name}: {prediction!r} -> {num_masks} mask(s)")
         extra = f" and {written['mp4'][0].name}" if written["mp4"] else ""
         print(f"  wrote {written['json'][0]}, {len(written['overlays'])} overlay PNG(s){extra}")
     print(f"Results are in {out_dir.resolve()}")
@@ -104,7 +102,7 @@ def predict(args: argparse.Namespace) -> int:
 def chat(args: argparse.Namespace) -> int:
     """A multi-turn conversation in the terminal about one image or video (or none); each answer's masks are written
     to `--out` as `turn<N>.*`."""
-    from .outputs import PredictionWriter
+    from .outputs import write_prediction
 
     media: dict = {}
     if args.image is not None:
@@ -138,10 +136,7 @@ def chat(args: argparse.Namespace) -> int:
         if masks:
             out_dir.mkdir(parents=True, exist_ok=True)
             frames = media.get("video") or [media["image"]]
-            writer = PredictionWriter(out_dir, f"turn{turn}", result["prediction"], len(masks), "video" in media)
-            for index, frame in enumerate(frames):
-                writer.add(index, frame, np.stack([mask[index] for mask in masks]))
-            written = writer.close()
+            written = write_prediction(out_dir, f"turn{turn}", result["prediction"], frames, masks, "video" in media)
             print(f"  {len(masks)} mask(s) -> {written['json'][0]}")
     return 0
 

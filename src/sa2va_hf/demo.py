@@ -39,13 +39,13 @@ def region_masks(editor_value) -> np.ndarray | None:
     return np.stack(layers) if layers else None
 
 
-def build_demo(model, processor):
-    """The Gradio `Blocks` app for `model` and `processor`."""
+def build_demo(model, processor, max_new_tokens: int = 256):
+    """The Gradio `Blocks` app for `model` and `processor`, answers up to `max_new_tokens` long."""
     import gradio as gr
     from transformers import TextIteratorStreamer
 
     from .models.sa2va.video_io_sa2va import load_frames
-    from .outputs import PredictionWriter
+    from .outputs import write_prediction
 
     def respond(editor_value, video_path, question, history, past_text):
         if not question or not question.strip():
@@ -62,7 +62,7 @@ def build_demo(model, processor):
         streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         results = []
         kwargs = {**media, "text": text, "past_text": past_text, "processor": processor, "streamer": streamer}
-        worker = Thread(target=lambda: results.append(model.predict_forward(**kwargs, max_new_tokens=256)))
+        worker = Thread(target=lambda: results.append(model.predict_forward(**kwargs, max_new_tokens=max_new_tokens)))
         worker.start()
         for piece in streamer:
             history[-1]["content"] += piece
@@ -80,10 +80,7 @@ def build_demo(model, processor):
             overlay = overlay_masks(frames[0], [mask[0] for mask in masks], labels)
         if "video" in media and masks:
             out_dir = Path(tempfile.mkdtemp(prefix="sa2va_demo_"))
-            writer = PredictionWriter(out_dir, "video", result["prediction"], len(masks), is_video=True)
-            for index, frame in enumerate(frames):
-                writer.add(index, frame, np.stack([mask[index] for mask in masks]))
-            written = writer.close()
+            written = write_prediction(out_dir, "video", result["prediction"], frames, masks, is_video=True)
             video_out = str(written["mp4"][0]) if written["mp4"] else None
         yield history, overlay, video_out, answer_html(result["prediction"], len(masks)), result["past_text"]
 
@@ -117,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--max-new-tokens", type=int, default=256)
     args = parser.parse_args(argv)
     try:
         import gradio  # noqa: F401
@@ -125,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import DEFAULT_MODEL, load_model
 
     model, processor = load_model(args.model or DEFAULT_MODEL, args.device, args.dtype)
-    build_demo(model, processor).queue().launch(server_name=args.host, server_port=args.port)
+    build_demo(model, processor, args.max_new_tokens).queue().launch(server_name=args.host, server_port=args.port)
     return 0
 
 

@@ -97,4 +97,18 @@ class PredictionWriter:
             self._container.mux(packet)
 
 
-__all__ = ["PredictionWriter"]
+def write_prediction(
+    out_dir: Path, name: str, prediction: str, frames: list[Image.Image], masks: list[np.ndarray], is_video: bool
+) -> dict[str, list[Path]]:
+    """Write a whole `predict_forward` result: `masks` one bool `(num_frames, H, W)` array per `[SEG]` over `frames`
+    (one frame for an image). Returns [`PredictionWriter.close`]'s paths."""
+    writer = PredictionWriter(out_dir, name, prediction, len(masks), is_video)
+    height, width = frames[0].height, frames[0].width
+    for index, frame in enumerate(frames):
+        writer.add(
+            index, frame, np.stack([mask[index] for mask in masks]) if masks else np.zeros((0, height, width), bool)
+        )
+    return writer.close()
+
+
+__all__ = ["PredictionWriter", "write_prediction"]
