@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=750, help="main stage: the final answer format")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--clip-frames", type=int, default=4, help="most frames per training clip (2 at least)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-seed", type=int, default=1234)
     parser.add_argument("--eval-images", type=int, default=100, help="held-out referring images")
@@ -56,13 +57,16 @@ def main() -> None:
         "weight_decay": 0.01,
         "max_grad_norm": 1.0,
         "seed": args.seed,
+        "clip_frames": [2, args.clip_frames],
     }
     # Stage 1 (priming, constant rate after warm-up): [SEG] followed by its name; stage 2 (cosine to 0): the final
     # "Sure, [SEG]." answers. Both stages draw fresh scenes (different seeds).
+    clip_frames = (2, args.clip_frames)
     stages = [
-        ("priming", args.priming_steps, "constant_with_warmup", ShapesDataset(args.priming_steps * args.batch_size,
-                                                                             seed=args.seed + 1, priming=True)),
-        ("main", args.max_steps, "cosine", ShapesDataset(args.max_steps * args.batch_size, seed=args.seed)),
+        ("priming", args.priming_steps, "constant_with_warmup", ShapesDataset(
+            args.priming_steps * args.batch_size, seed=args.seed + 1, video_frames=clip_frames, priming=True)),
+        ("main", args.max_steps, "cosine", ShapesDataset(
+            args.max_steps * args.batch_size, seed=args.seed, video_frames=clip_frames)),
     ]  # fmt: skip
     history = {}
     start = time.time()
@@ -79,7 +83,7 @@ def main() -> None:
                 report_to=[],
                 remove_unused_columns=False,
                 use_cpu=not torch.cuda.is_available(),
-                **recipe,
+                **{k: v for k, v in recipe.items() if k != "clip_frames"},
             )
             trainer = Sa2VATrainer(
                 model=model, args=training_args, train_dataset=dataset, data_collator=Sa2VADataCollator(processor)

@@ -183,9 +183,10 @@ def gcg_sample(scene: Scene) -> dict:
 
 
 # The shapes model: InternVL layout, a 4-layer 128-wide LLM, a 2-layer ViT on one 224-px tile (64 image tokens per
-# image or frame), and a small SAM-2 on 256-px inputs (64x64 mask logits). Up to 8 frames are all key frames.
-SHAPES_SAM_IMAGE_SIZE = 256
+# image or frame), and a small SAM-2 on 192-px inputs (48x48 mask logits). Up to 8 frames are all key frames.
+SHAPES_SAM_IMAGE_SIZE = 192
 SHAPES_NUM_KEY_FRAMES = 8
+OBJECT_SCORE = 10.0  # SAM-2's object-score logit, fixed: "the object is there" for every [SEG] (see below)
 
 
 def shapes_sam2_config() -> dict:
@@ -194,6 +195,7 @@ def shapes_sam2_config() -> dict:
     size = SHAPES_SAM_IMAGE_SIZE
     config["image_size"] = size
     config["prompt_encoder_config"]["image_size"] = size
+    config["memory_attention_rope_feat_sizes"] = [size // 16, size // 16]  # memory attention runs on the 1/16 grid
     vision = config["vision_config"]
     vision["backbone_feature_sizes"] = [[size // 4, size // 4], [size // 8, size // 8], [size // 16, size // 16]]
     vision["backbone_config"].update(image_size=[size, size], hidden_size=16, embed_dim_per_stage=[16, 32, 64, 128])
@@ -228,6 +230,12 @@ def build_shapes_model(seed: int = 0) -> tuple[Sa2VAForConditionalGeneration, Sa
     iou_head = model.sam2.mask_decoder.iou_prediction_head.proj_out
     torch.nn.init.zeros_(iou_head.weight)
     torch.nn.init.zeros_(iou_head.bias)
+    # SAM-2 replaces the mask of a prompt whose object score is <= 0 by a constant (NO_OBJ_SCORE), which passes no
+    # gradient; the mask losses never train that score either. From scratch, a random score silenced about a third of
+    # the prompts for the whole run (held-out IoU stayed near 0); a fixed positive score keeps every mask learning.
+    object_head = model.sam2.mask_decoder.pred_obj_score_head.proj_out
+    torch.nn.init.zeros_(object_head.weight)
+    torch.nn.init.constant_(object_head.bias, OBJECT_SCORE)
     return model, processor
 
 
