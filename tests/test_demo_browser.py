@@ -63,13 +63,21 @@ def test_demo_answers_and_overlays_in_a_real_browser(tmp_path):
     python = demo_python()
     if python is None:
         pytest.skip("no Python with the demo extra: set SA2VA_DEMO_PYTHON (README, Demo)")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import sync_playwright
 
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GRADIO_TEMP_DIR=str(tmp_path))
     command = [python, "-m", "sa2va_hf.cli", "demo", "--port", str(port), "--max-new-tokens", "8"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The server writes to a file: an unread pipe fills up and blocks the server in the middle of an answer.
+    log_path = tmp_path / "demo.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
+
+    def server_log() -> str:
+        return log_path.read_text()[-3000:]
+
     try:
         deadline = time.time() + 120
         while True:
@@ -78,16 +86,26 @@ def test_demo_answers_and_overlays_in_a_real_browser(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"the demo did not start:\n{server.stdout.read()[-3000:]}")
+                    pytest.fail(f"the demo did not start:\n{server_log()}")
                 time.sleep(1)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            # Containers give /dev/shm a few MB, too little for Chromium's renderer: it would crash the page silently.
+            args = ["--no-sandbox", "--disable-dev-shm-usage"]
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
             page = browser.new_page()
             page.goto(url)
-            page.locator("#sa2va-image input[type=file]").first.set_input_files(str(SAMPLE_IMAGE))
+            # The image editor drops a file given before its canvas exists (a slow machine asked without an image and
+            # got no overlay); ask once the image has replaced the editor's "Upload an image" placeholder.
+            editor = page.locator("#sa2va-image")
+            editor.locator("canvas").first.wait_for(timeout=60_000)
+            editor.locator("input[type=file]").first.set_input_files(str(SAMPLE_IMAGE))
+            editor.get_by_text("Upload an image").wait_for(state="hidden", timeout=60_000)
             page.locator("#sa2va-question textarea").fill("Please segment the blue square.")
             page.locator("#sa2va-ask").click()
-            page.wait_for_selector("#sa2va-overlay img", timeout=120_000)
+            try:
+                page.wait_for_selector("#sa2va-overlay img", timeout=120_000)
+            except PlaywrightTimeoutError:
+                pytest.fail(f"no overlay; the page says:\n{page.inner_text('body')[-2000:]}\nserver:\n{server_log()}")
             page.wait_for_selector("#sa2va-answer", timeout=30_000)
             answer = page.locator("#sa2va-answer").inner_text()
             chat = page.locator("#sa2va-chat").inner_text()
@@ -98,3 +116,4 @@ def test_demo_answers_and_overlays_in_a_real_browser(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
