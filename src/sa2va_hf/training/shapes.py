@@ -239,6 +239,74 @@ def build_shapes_model(seed: int = 0) -> tuple[Sa2VAForConditionalGeneration, Sa
     return model, processor
 
 
+SHAPE_NAMES = tuple(f"{colour} {shape}" for colour in COLOURS for shape in SHAPES)
+
+
+def pretrain_sam2(
+    model: Sa2VAForConditionalGeneration,
+    processor: Sa2VAProcessor,
+    steps: int,
+    learning_rate: float = 1e-3,
+    batch_size: int = 8,
+    seed: int = 2,
+    show_progress: bool = True,
+) -> dict:
+    """First stage of the shapes recipe: SAM-2 (`model.sam2`, in place) learns to segment shapes named by a learned
+    prompt per name, a stand-in for the `[SEG]` states that is dropped afterwards.
+
+    Real Sa2VA starts from a pre-trained SAM-2. From scratch, the `[SEG]` prompts and SAM-2 have to agree at the
+    same time: SAM-2 cannot use prompts that do not differ yet, and a random SAM-2 sends the LLM no useful gradient,
+    so the projected `[SEG]` states stayed almost equal (spread ~3% of their norm) and held-out IoU near 0.1. With
+    free per-name prompts SAM-2 learns on its own; the LLM then learns to reach it.
+
+    Each step draws `batch_size` images of 64-512 px (2-4 shapes, every shape a target) from `seed`; loss, sampled
+    points and weights are those of [`Sa2VAForConditionalGeneration.forward`]; AdamW, one-cycle rate, clip norm 1.
+
+    Returns:
+        `dict` with the mean `mask_bce_loss` and `mask_dice_loss` over the first and the last 50 steps.
+    """
+    from tqdm.auto import tqdm
+
+    from ..models.sa2va.loss_sa2va import mask_losses, resize_target_masks
+
+    config, sam2 = model.config, model.sam2
+    prompts = torch.nn.Embedding(len(SHAPE_NAMES), config.seg_hidden_size)
+    parameters = [*sam2.parameters(), *prompts.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.05)
+    rng = np.random.default_rng(seed)
+    losses = []
+    sam2.train()
+    for _ in tqdm(range(steps), desc="SAM-2 on shapes", disable=not show_progress):
+        scenes = [
+            visible_scene(rng, random_size(rng, IMAGE_SIDES), int(rng.integers(2, 5)), random_background(rng))
+            for _ in range(batch_size)
+        ]
+        names = [SHAPE_NAMES.index(spec.name) for scene in scenes for spec in scene.shapes]
+        frames = [i for i, scene in enumerate(scenes) for _ in scene.shapes]
+        pixel_values = processor.image_processor.sam_view([scene.image for scene in scenes])
+        logits = sam2.segment_images(prompts(torch.tensor(names)), pixel_values, torch.tensor(frames)).pred_masks[:, 0]
+        targets = torch.cat(
+            [resize_target_masks(torch.from_numpy(np.stack(scene.masks)), logits.shape[-2:]) for scene in scenes]
+        )
+        bce, dice = mask_losses(
+            logits, targets, config.train_num_points, config.oversample_ratio, config.importance_sample_ratio
+        )
+        loss = config.mask_loss_weight * bce + config.dice_loss_weight * dice
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append((bce.item(), dice.item()))
+
+    def mean(window: list) -> dict:
+        bce, dice = np.mean(window, axis=0) if window else (float("nan"), float("nan"))
+        return {"mask_bce_loss": round(float(bce), 4), "mask_dice_loss": round(float(dice), 4)}
+
+    return {"steps": steps, "learning_rate": learning_rate, "first": mean(losses[:50]), "last": mean(losses[-50:])}
+
+
 def mask_iou(prediction: np.ndarray, target: np.ndarray) -> float:
     """IoU of two bool masks of the same shape (1.0 when both are empty)."""
     union = np.logical_or(prediction, target).sum()
@@ -351,5 +419,7 @@ __all__ = [
     "build_shapes_model",
     "ShapesTaskMix",
     "mask_iou",
+    "pretrain_sam2",
+    "SHAPE_NAMES",
     "moving_clip",
 ]
