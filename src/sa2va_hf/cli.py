@@ -9,9 +9,9 @@ from pathlib import Path
 from PIL import Image
 
 
-DEFAULT_MODEL = "tiny-random-internvl"
-DEFAULT_IMAGE_TEXT = "<image>Please segment the blue square."
-DEFAULT_VIDEO_TEXT = "<image>Please segment the moving shape."
+DEFAULT_MODEL = "tiny-shapes"
+DEFAULT_IMAGE_TEXT = "<image>Please segment the yellow square."
+DEFAULT_VIDEO_TEXT = "<image>Please segment the red square."
 
 
 class CLIError(Exception):
@@ -39,15 +39,13 @@ def load_model(name_or_path: str, device: str, dtype: str):
     return model.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
 
 
-def _key_frames(value: str | None, model) -> list[int] | None:
-    """`--key-frames`: a strategy name (set on the model's config) or comma-separated frame indices."""
-    if value is None:
-        return None
-    if value in ("first", "uniform"):
-        model.config.key_frame_strategy = value
-        return None
+def _key_frames(value: str | None) -> tuple[str | None, list[int] | None]:
+    """`--key-frames`, checked before the model loads: `(strategy, None)` for 'first' / 'uniform' (set on the model's
+    config), `(None, indices)` for comma-separated frame indices, `(None, None)` when not given."""
+    if value is None or value in ("first", "uniform"):
+        return value, None
     try:
-        return [int(index) for index in value.split(",")]
+        return None, [int(index) for index in value.split(",")]
     except ValueError:
         raise CLIError(f"--key-frames {value!r}: give 'first', 'uniform' or frame indices like 0,10,20.") from None
 
@@ -68,8 +66,10 @@ def predict(args: argparse.Namespace) -> int:
     else:
         jobs.append(("video", _check_video(args.video), args.text or DEFAULT_VIDEO_TEXT))
 
+    key_frame_strategy, key_frame_indices = _key_frames(args.key_frames)
     model, processor = load_model(args.model, args.device, args.dtype)
-    key_frame_indices = _key_frames(args.key_frames, model)
+    if key_frame_strategy is not None:
+        model.config.key_frame_strategy = key_frame_strategy
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, media, text in jobs:
         try:

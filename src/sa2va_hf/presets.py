@@ -28,6 +28,7 @@ and the vocabulary is that id + 5. Base tokenizer lengths:
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .models.sa2va.configuration_sa2va import Sa2VAConfig
 from .models.sa2va.processing_sa2va import SA2VA_SPECIAL_TOKENS
@@ -465,6 +466,8 @@ def get_preset_config(name: str) -> Sa2VAConfig:
         from .tiny import build_tiny_model
 
         return build_tiny_model(TINY_PRESETS[name])[0].config
+    if name in BUNDLED_PRESETS:
+        return Sa2VAConfig.from_pretrained(BUNDLED_PRESETS[name])
     raise ValueError(f"Unknown preset {name!r}; known presets: {', '.join(PRESET_NAMES)}.")
 
 
@@ -474,11 +477,16 @@ TINY_PRESETS = {
     "tiny-random-qwen2_5_vl": "qwen2_5_vl",
     "tiny-random-qwen3_vl": "qwen3_vl",
 }
-PRESET_NAMES = (*TINY_PRESETS, *OFFICIAL_VARIANTS)
+# Trained models shipped inside the package (Hub layout, loaded with the package's own classes, no remote code).
+# "tiny-shapes": the embedded default, trained on the synthetic shapes task by `scripts/train_tiny_shapes.py`; its
+# recipe and held-out scores are in `training_recipe.json` beside the weights.
+BUNDLED_PRESETS = {"tiny-shapes": Path(__file__).resolve().parent / "assets" / "tiny-shapes"}
+PRESET_NAMES = (*BUNDLED_PRESETS, *TINY_PRESETS, *OFFICIAL_VARIANTS)
 
 
 def load_preset(name: str, seed: int = 0):
-    """`(model, processor)` of a preset that can be built here: the `tiny-*` presets.
+    """`(model, processor)` of a preset that can be built here: the bundled trained `tiny-shapes` model (in eval
+    mode; `seed` is ignored) and the seeded `tiny-random-*` models.
 
     The official variants have real shapes but no weights here: build them with `get_preset_config(name)` on the
     `meta` device, or convert a downloaded checkpoint with `sa2va-hf convert official`.
@@ -486,6 +494,21 @@ def load_preset(name: str, seed: int = 0):
     Raises:
         ValueError: `name` is unknown, or names an official variant (no weights here).
     """
+    if name in BUNDLED_PRESETS:
+        from transformers.utils import logging
+
+        from .models.sa2va.modeling_sa2va import Sa2VAForConditionalGeneration
+        from .models.sa2va.processing_sa2va import Sa2VAProcessor
+
+        folder = BUNDLED_PRESETS[name]
+        show_progress = logging.is_progress_bar_enabled()
+        logging.disable_progress_bar()  # a few MB load at once: no "Loading weights" bar in front of the answer
+        try:
+            model = Sa2VAForConditionalGeneration.from_pretrained(folder).eval()
+        finally:
+            if show_progress:
+                logging.enable_progress_bar()
+        return model, Sa2VAProcessor.from_pretrained(folder)
     if name in TINY_PRESETS:
         from .tiny import build_tiny_model
 
@@ -499,6 +522,7 @@ def load_preset(name: str, seed: int = 0):
 
 
 __all__ = [
+    "BUNDLED_PRESETS",
     "OFFICIAL_VARIANTS",
     "OfficialVariant",
     "PRESET_NAMES",
