@@ -35,6 +35,7 @@ ABSENT_ANSWER = "There is no {name} in the image."
 GCG_QUESTION = "Please describe the image with a mask for each shape."
 GCG_PHRASE = "<p> {name} </p> [SEG]"
 IMAGE_SIDES = (64, 512)
+SHAPE_NAMES = tuple(f"{colour} {shape}" for colour in COLOURS for shape in SHAPES)  # what a question can ask
 VIDEO_SIDES = (64, 256)
 
 
@@ -160,7 +161,7 @@ def referring_sample(rng: np.random.Generator, scenes: list[Scene], priming: boo
 def absent_sample(rng: np.random.Generator, scene: Scene) -> dict:
     """A question about a colour and shape the scene does not have."""
     present = {spec.name for spec in scene.shapes}
-    absent = [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES if f"{colour} {shape}" not in present]
+    absent = [name for name in SHAPE_NAMES if name not in present]
     name = absent[int(rng.integers(len(absent)))]
     conversation = [
         {"role": "user", "content": "<image>" + REFER_QUESTION.format(name=name)},
@@ -237,9 +238,6 @@ def build_shapes_model(seed: int = 0) -> tuple[Sa2VAForConditionalGeneration, Sa
     torch.nn.init.zeros_(object_head.weight)
     torch.nn.init.constant_(object_head.bias, OBJECT_SCORE)
     return model, processor
-
-
-SHAPE_NAMES = tuple(f"{colour} {shape}" for colour in COLOURS for shape in SHAPES)
 
 
 def pretrain_sam2(
