@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import FAMILIES
 from sa2va_hf import Sa2VAConfig, Sa2VAForConditionalGeneration, Sa2VAProcessor
+from sa2va_hf.models.sa2va.modeling_sa2va import CACHE_FIELD
 from sa2va_hf.synthetic import random_clip, random_scene
 
 
@@ -79,6 +80,9 @@ def test_forward_returns_the_language_model_loss(tiny_models):
     output = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"], labels=labels)
     assert output.loss.ndim == 0 and torch.isfinite(output.loss)
     assert output.logits.shape[:2] == inputs["input_ids"].shape
+    assert output.lm_loss is output.loss and output.mask_bce_loss is None
+    # the VLM's key/value cache comes back under transformers' own field name (`cache` from 5.24 on)
+    assert getattr(output, CACHE_FIELD) is not None
 
 
 def test_image_masks_batch_objects_like_single_objects(tiny_models):
@@ -90,6 +94,24 @@ def test_image_masks_batch_objects_like_single_objects(tiny_models):
         alone = torch.cat([model.decode_masks(e[None], sam_pixel_values) for e in embeddings])
     assert together.shape == (3, 1, 256, 256)
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_segment_images_takes_pixels_or_the_image_embeddings_of_them(tiny_models):
+    model, processor = tiny_models("internvl")
+    sam2 = model.sam2
+    pixel_values = processor.image_processor.sam_view([IMAGE, FRAMES[0]])
+    prompts = torch.randn(3, model.config.seg_hidden_size, generator=torch.Generator().manual_seed(1))
+    frames = torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        from_pixels = sam2.segment_images(prompts, pixel_values, frames).pred_masks
+        embeddings = sam2.image_embeddings(pixel_values)
+        from_embeddings = sam2.segment_images(prompts, frame_indices=frames, image_embeddings=embeddings).pred_masks
+    assert from_pixels.shape == (3, 1, 256, 256)
+    torch.testing.assert_close(from_embeddings, from_pixels)
+    with pytest.raises(ValueError, match="exactly one of `pixel_values` and `image_embeddings`"):
+        sam2.segment_images(prompts, pixel_values, frames, image_embeddings=embeddings)
+    with pytest.raises(ValueError, match="pass `frame_indices`"):
+        sam2.segment_images(prompts, pixel_values)
 
 
 REMOTE_SCRIPT = textwrap.dedent(
@@ -165,6 +187,8 @@ def test_config_rejects_unknown_family_and_bad_values():
         Sa2VAConfig(num_key_frames=0)
     with pytest.raises(ValueError, match="seg_token_id"):
         Sa2VAConfig(seg_token_id=10**9)
+    with pytest.raises(ValueError, match="mask_target_size"):
+        Sa2VAConfig(mask_target_size=0)
     with pytest.raises(Exception, match="vlm_config"):
         Sa2VAConfig(vlm_config=3)
 

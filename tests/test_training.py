@@ -244,6 +244,32 @@ def test_mask_losses_vanish_on_a_perfect_prediction_and_sample_the_boundary():
     assert (uncertain_x - 0.5).abs().mean() < 0.2 < (points[0, 750:, 0] - 0.5).abs().mean() + 0.1
 
 
+def test_targets_finer_than_the_logits_teach_where_inside_a_cell_an_edge_falls():
+    """`Sa2VAConfig.mask_target_size`: resized to the 16 x 16 logit grid (official), a 64-px target whose edge lies
+    halfway through logit cell 6 has it at the cell border (7.0); kept at 64 px, the loss prefers the true edge (6.5)."""
+    from sa2va_hf.models.sa2va.loss_sa2va import mask_losses, resize_target_masks
+
+    target = torch.zeros(1, 64, 64)
+    target[:, :, :26] = 1  # the edge at pixel 26 = 6.5 cells of 4 pixels
+    cell_centres = torch.arange(16) + 0.5
+
+    def ramp(edge: float) -> torch.Tensor:
+        return (-4.0 * (cell_centres - edge)).expand(1, 16, 16)
+
+    def bce(logits: torch.Tensor, targets: torch.Tensor) -> float:
+        torch.manual_seed(0)
+        return mask_losses(logits, targets, 50000, 1.0, 0.0)[0].item()
+
+    coarse = resize_target_masks(target, (16, 16))
+    assert bce(ramp(7.0), coarse) < bce(ramp(6.5), coarse)
+    assert bce(ramp(6.5), target) < bce(ramp(7.0), target)
+    model, _ = build_shapes_model()
+    logits = torch.zeros(3, 48, 48)
+    assert model.mask_target_grid(logits) == (192, 192) == (model.config.mask_target_size,) * 2
+    model.config.mask_target_size = None
+    assert model.mask_target_grid(logits) == (48, 48)
+
+
 def test_visual_prompt_samples_batch_like_single_samples():
     model, processor = build_shapes_model()
     model.eval()

@@ -75,6 +75,10 @@ class Sa2VAConfig(PreTrainedConfig):
             Training: candidate points drawn per sampled point before picking the most uncertain ones.
         importance_sample_ratio (`float`, *optional*, defaults to 0.75):
             Training: share of the sampled points taken where the prediction is most uncertain (the rest uniform).
+        mask_target_size (`int`, *optional*):
+            Training: side of the square grid the target masks are resized to (nearest) before the points are
+            sampled. `None` (official) uses the grid of SAM-2's low-resolution logits, which moves every target edge
+            to a cell border; a finer grid keeps where inside a cell the edge falls, so the upsampled masks learn it.
     """
 
     model_type = "sa2va"
@@ -97,6 +101,7 @@ class Sa2VAConfig(PreTrainedConfig):
     train_num_points: int = 12544
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
+    mask_target_size: int | None = None
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
@@ -123,6 +128,11 @@ class Sa2VAConfig(PreTrainedConfig):
                 "Mask-loss sampling needs `train_num_points` >= 1, `oversample_ratio` >= 1 and "
                 f"0 <= `importance_sample_ratio` <= 1; got {self.train_num_points}, {self.oversample_ratio}, "
                 f"{self.importance_sample_ratio}."
+            )
+        if self.mask_target_size is not None and self.mask_target_size < 1:
+            raise ValueError(
+                f"`mask_target_size` must be None (SAM-2's logit grid) or a side of at least 1, got "
+                f"{self.mask_target_size}."
             )
         text_config = self.text_config
         if self.seg_token_id is not None and not 0 <= self.seg_token_id < text_config.vocab_size:

@@ -1,7 +1,7 @@
 """Sa2VA's mask losses: sigmoid cross-entropy and dice on points sampled where the prediction is uncertain.
 
 The official recipe trains on SAM-2's low-resolution logits against the target mask resized (nearest) to the same
-grid, on `train_num_points` points per mask chosen PointRend-style: `oversample_ratio` times as many uniform
+grid (`Sa2VAConfig.mask_target_size` can keep the targets finer), on `train_num_points` points per mask chosen PointRend-style: `oversample_ratio` times as many uniform
 candidates, of which the `importance_sample_ratio` share closest to the decision boundary (smallest |logit|) is kept,
 topped up with uniform points. The two losses are transformers' Mask2Former ones, which are the same formulas.
 """
@@ -51,8 +51,8 @@ def mask_losses(
 
     Args:
         mask_logits (`torch.FloatTensor` of shape `(num_masks, height, width)`): SAM-2 low-resolution logits.
-        target_masks (`torch.Tensor` of shape `(num_masks, height, width)`): binary targets on the same grid (see
-            [`resize_target_masks`]).
+        target_masks (`torch.Tensor` of shape `(num_masks, target_height, target_width)`): binary targets on the
+            same grid or a finer one (see [`resize_target_masks`]); points are read at the same place in both.
         num_points, oversample_ratio, importance_sample_ratio: see [`sample_uncertain_points`].
 
     Returns:

@@ -4,7 +4,7 @@ import copy
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from transformers import AutoModelForImageTextToText, GenerationConfig, GenerationMixin, PreTrainedModel
-from transformers.utils import ModelOutput, logging
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.utils import logging
 
 from .configuration_sa2va import Sa2VAConfig
 from .image_processing_sa2va import Sa2VAImageProcessor
@@ -43,11 +44,17 @@ GENERATE_FROM_EMBEDDINGS = {"internvl": True, "qwen2_5_vl": False, "qwen3_vl": F
 # `config.json["custom_pipelines"]` and the file `pipeline_sa2va.py` next to the modeling code.
 CUSTOM_PIPELINES = {"sa2va": {"impl": "pipeline_sa2va.Sa2VAPipeline", "pt": ["AutoModel"], "type": "multimodal"}}
 
+# The field of model outputs that holds the key/value cache: `past_key_values` up to transformers 5.23, `cache` from
+# 5.24 (which still accepts the old name as an argument, but only when the output class declares `cache`).
+CACHE_FIELD = "cache" if "cache" in {field.name for field in fields(CausalLMOutputWithPast)} else "past_key_values"
+
 
 @dataclass
-class Sa2VACausalLMOutputWithPast(ModelOutput):
+class Sa2VACausalLMOutputWithPast(CausalLMOutputWithPast):
     r"""
-    Output of [`Sa2VAForConditionalGeneration.forward`].
+    Output of [`Sa2VAForConditionalGeneration.forward`]: the VLM's `CausalLMOutputWithPast` (`logits` of shape
+    `(batch_size, sequence_length, vocab_size)`, the key/value cache, `hidden_states`, `attentions`) with the loss
+    split into its terms.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): `lm_loss + mask_loss_weight * mask_bce_loss +
@@ -55,20 +62,11 @@ class Sa2VACausalLMOutputWithPast(ModelOutput):
         lm_loss (`torch.FloatTensor` of shape `()`, *optional*): next-token cross-entropy on `labels`.
         mask_bce_loss (`torch.FloatTensor` of shape `()`, *optional*): sigmoid cross-entropy of the `[SEG]` masks.
         mask_dice_loss (`torch.FloatTensor` of shape `()`, *optional*): dice loss of the `[SEG]` masks.
-        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`): language-model logits.
-        past_key_values (`Cache`, *optional*): the VLM's key/value cache.
-        hidden_states (`tuple[torch.FloatTensor]`, *optional*): the VLM's hidden states per layer.
-        attentions (`tuple[torch.FloatTensor]`, *optional*): the VLM's attention weights per layer.
     """
 
-    loss: torch.FloatTensor | None = None
     lm_loss: torch.FloatTensor | None = None
     mask_bce_loss: torch.FloatTensor | None = None
     mask_dice_loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: object | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def _check_frame_size(index: int, frame: Image.Image, size: tuple[int, int]) -> None:
@@ -129,7 +127,7 @@ class Sa2VAPreTrainedModel(PreTrainedModel):
         "Qwen3VLTextDecoderLayer",
         "Sa2VASam2Model",
     ]
-    _skip_keys_device_placement = "past_key_values"
+    _skip_keys_device_placement = [CACHE_FIELD]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
@@ -280,9 +278,9 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             mask_bce_loss=mask_bce_loss,
             mask_dice_loss=mask_dice_loss,
             logits=outputs.logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
 
     def _seg_state(self, norm_args: tuple, norm_output: torch.Tensor) -> torch.Tensor:
@@ -333,8 +331,7 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             sam_pixel_values.to(self.sam2.dtype),
             torch.tensor(prompt_frames, device=device),
         ).pred_masks[:, 0]
-        low_res = logits.shape[-2:]
-        targets = torch.cat([resize_target_masks(masks, low_res) for masks in targets])
+        targets = torch.cat([resize_target_masks(masks, self.mask_target_grid(logits)) for masks in targets])
         return mask_losses(
             logits,
             targets,
@@ -342,6 +339,12 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             self.config.oversample_ratio,
             self.config.importance_sample_ratio,
         )
+
+    def mask_target_grid(self, mask_logits: torch.Tensor) -> tuple[int, int]:
+        """`(height, width)` the training targets are resized to: `config.mask_target_size` squared, or the grid of
+        `mask_logits` (`(..., height, width)`, SAM-2's low-resolution logits) when it is `None` (official)."""
+        size = self.config.mask_target_size
+        return tuple(mask_logits.shape[-2:]) if size is None else (size, size)
 
     def internvl_inputs_embeds(
         self,

@@ -133,32 +133,39 @@ class Sa2VASam2Model(Sam2VideoModel):
     def segment_images(
         self,
         language_embeddings: torch.FloatTensor,
-        pixel_values: torch.FloatTensor,
+        pixel_values: torch.FloatTensor | None = None,
         frame_indices: torch.LongTensor | None = None,
+        image_embeddings: list[torch.Tensor] | None = None,
     ) -> Sam2VideoImageSegmentationOutput:
         """Segment images for language prompts, each image encoded once, all prompts decoded as one batch
         (differentiable; no memory).
 
         Args:
             language_embeddings (`torch.FloatTensor` of shape `(num_prompts, hidden_size)`): projected `[SEG]` states.
-            pixel_values (`torch.FloatTensor` of shape `(num_images, 3, image_size, image_size)`): SAM-2 view.
+            pixel_values (`torch.FloatTensor` of shape `(num_images, 3, image_size, image_size)`, *optional*): SAM-2
+                view.
             frame_indices (`torch.LongTensor` of shape `(num_prompts,)`, *optional*): the image each prompt segments;
                 by default every prompt segments the only image.
+            image_embeddings (`list[torch.Tensor]`, *optional*): what [`~Sa2VASam2Model.image_embeddings`] returns
+                for the images, for a caller that also uses those features; pass it or `pixel_values`, not both.
 
         Returns:
             `Sam2VideoImageSegmentationOutput` with `pred_masks` of shape `(num_prompts, 1, low_res, low_res)` (low-res
             logits of the best of the three multimask outputs; `low_res` is `image_size / 4`) and `iou_scores`
             `(num_prompts, 1, 3)`.
         """
-        num_prompts = language_embeddings.shape[0]
+        if (pixel_values is None) == (image_embeddings is None):
+            raise ValueError("Pass exactly one of `pixel_values` and `image_embeddings` to `segment_images`.")
+        if image_embeddings is None:
+            image_embeddings = self.image_embeddings(pixel_values)
+        num_prompts, num_images = language_embeddings.shape[0], image_embeddings[0].shape[0]
         if frame_indices is None:
-            if pixel_values.shape[0] != 1:
+            if num_images != 1:
                 raise ValueError(
-                    f"`pixel_values` holds {pixel_values.shape[0]} images; pass `frame_indices` to say which image "
-                    "each prompt segments."
+                    f"The images are {num_images}; pass `frame_indices` to say which image each prompt segments."
                 )
-            frame_indices = torch.zeros(num_prompts, dtype=torch.long, device=pixel_values.device)
-        image_embeddings = [feature[frame_indices] for feature in self.image_embeddings(pixel_values)]
+            frame_indices = torch.zeros(num_prompts, dtype=torch.long, device=image_embeddings[0].device)
+        image_embeddings = [feature[frame_indices] for feature in image_embeddings]
         with self.prompt_encoder.language_prompt(language_embeddings[:, None, None, :]):
             return self._single_frame_forward(image_embeddings=image_embeddings, multimask_output=True)
 
