@@ -4,7 +4,7 @@
 
 The defaults are the recipe of the bundled model (written next to the weights as `training_recipe.json`): every
 module from scratch, SAM-2 alone first (`pretrain_sam2`), then `Sa2VATrainer` (stock `transformers.Trainer`) for the
-priming and main stages, AdamW, batch 8, 29 minutes on 2 CPU cores. Held-out scores come from `evaluate_shapes` on a
+priming and main stages, AdamW, batch 8, 32 minutes on 2 CPU cores. Held-out scores come from `evaluate_shapes` on a
 seed the training never saw, measured on the saved weights.
 """
 
@@ -49,10 +49,13 @@ def load_in_float32(folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, type=Path)
-    parser.add_argument("--sam-steps", type=int, default=800, help="first stage: SAM-2 alone, a prompt per name")
+    parser.add_argument("--sam-steps", type=int, default=3500, help="first stage: SAM-2 alone, a prompt per name")
     parser.add_argument("--sam-learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--sam-name-loss-weight", type=float, default=1.0, help="first stage: weight of the per-cell name loss"
+    )
     parser.add_argument("--priming-steps", type=int, default=300, help="curriculum stage: [SEG] followed by its name")
-    parser.add_argument("--max-steps", type=int, default=1300, help="main stage: the final answer format")
+    parser.add_argument("--max-steps", type=int, default=800, help="main stage: the final answer format")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--clip-frames", type=int, default=4, help="most frames per training clip (2 at least)")
@@ -73,6 +76,7 @@ def main() -> None:
         "seed": args.seed,
         "sam_steps": args.sam_steps,
         "sam_learning_rate": args.sam_learning_rate,
+        "sam_name_loss_weight": args.sam_name_loss_weight,
         "clip_frames": [2, args.clip_frames],
     }
     # Stage 1: SAM-2 alone (`pretrain_sam2`). Stage 2 (priming, constant rate after warm-up): [SEG] followed by its
@@ -84,11 +88,17 @@ def main() -> None:
         ("main", args.max_steps, "cosine", ShapesDataset(
             args.max_steps * args.batch_size, seed=args.seed, video_frames=clip_frames)),
     ]  # fmt: skip
-    extra = ("clip_frames", "sam_steps", "sam_learning_rate")
+    extra = ("clip_frames", "sam_steps", "sam_learning_rate", "sam_name_loss_weight")
     start = time.time()
     history = {
         "sam2": pretrain_sam2(
-            model, processor, args.sam_steps, args.sam_learning_rate, args.batch_size, seed=args.seed + 2
+            model,
+            processor,
+            args.sam_steps,
+            args.sam_learning_rate,
+            args.batch_size,
+            seed=args.seed + 2,
+            name_loss_weight=args.sam_name_loss_weight,
         )
     }
     for name, steps, schedule, dataset in stages:
