@@ -293,8 +293,6 @@ def pretrain_sam2(
     """
     from tqdm.auto import tqdm
 
-    from ..models.sa2va.loss_sa2va import mask_losses, resize_target_masks
-
     config, sam2 = model.config, model.sam2
     prompts = torch.nn.Embedding(len(SHAPE_NAMES), config.seg_hidden_size)
     name_head = torch.nn.Conv2d(sam2.config.vision_config.fpn_hidden_size, len(SHAPE_NAMES) + 1, kernel_size=1)
@@ -315,15 +313,7 @@ def pretrain_sam2(
         logits = sam2.segment_images(
             prompts(torch.tensor(names)), frame_indices=torch.tensor(frames), image_embeddings=embeddings
         ).pred_masks[:, 0]
-        targets = torch.cat(
-            [
-                resize_target_masks(torch.from_numpy(np.stack(scene.masks)), model.mask_target_grid(logits))
-                for scene in scenes
-            ]
-        )
-        bce, dice = mask_losses(
-            logits, targets, config.train_num_points, config.oversample_ratio, config.importance_sample_ratio
-        )
+        bce, dice = model.mask_loss_terms(logits, [torch.from_numpy(np.stack(scene.masks)) for scene in scenes])
         grid_size = embeddings[-1].shape[-1]
         name_loss = F.cross_entropy(
             name_head(embeddings[-1]), torch.stack([name_map(scene, grid_size) for scene in scenes])

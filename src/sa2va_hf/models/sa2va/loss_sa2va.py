@@ -1,9 +1,10 @@
 """Sa2VA's mask losses: sigmoid cross-entropy and dice on points sampled where the prediction is uncertain.
 
 The official recipe trains on SAM-2's low-resolution logits against the target mask resized (nearest) to the same
-grid (`Sa2VAConfig.mask_target_size` can keep the targets finer), on `train_num_points` points per mask chosen PointRend-style: `oversample_ratio` times as many uniform
-candidates, of which the `importance_sample_ratio` share closest to the decision boundary (smallest |logit|) is kept,
-topped up with uniform points. The two losses are transformers' Mask2Former ones, which are the same formulas.
+grid (`Sa2VAConfig.mask_target_size` can keep the targets finer), on `train_num_points` points per mask chosen
+PointRend-style: `oversample_ratio` times as many uniform candidates, of which the `importance_sample_ratio` share
+closest to the decision boundary (smallest |logit|) is kept, topped up with uniform points. The two losses are
+transformers' Mask2Former ones, which are the same formulas.
 """
 
 import torch

@@ -331,13 +331,27 @@ class Sa2VAForConditionalGeneration(Sa2VAPreTrainedModel, GenerationMixin):
             sam_pixel_values.to(self.sam2.dtype),
             torch.tensor(prompt_frames, device=device),
         ).pred_masks[:, 0]
-        targets = torch.cat([resize_target_masks(masks, self.mask_target_grid(logits)) for masks in targets])
+        return self.mask_loss_terms(logits, targets)
+
+    def mask_loss_terms(
+        self, mask_logits: torch.FloatTensor, target_masks: list[torch.Tensor]
+    ) -> tuple[torch.FloatTensor, torch.FloatTensor]:
+        """The config's mask losses (unweighted): `target_masks` resized to [`mask_target_grid`], points sampled as
+        `train_num_points`, `oversample_ratio` and `importance_sample_ratio` say.
+
+        Args:
+            mask_logits (`torch.FloatTensor` of shape `(num_masks, height, width)`): SAM-2's low-resolution logits.
+            target_masks (`list[torch.Tensor]`): binary targets `(num_masks_i, target_height_i, target_width_i)` at
+                any resolution, in the order of `mask_logits` once concatenated.
+
+        Returns:
+            `(bce, dice)`: two scalars.
+        """
+        grid = self.mask_target_grid(mask_logits)
+        targets = torch.cat([resize_target_masks(masks, grid) for masks in target_masks])
+        config = self.config
         return mask_losses(
-            logits,
-            targets,
-            self.config.train_num_points,
-            self.config.oversample_ratio,
-            self.config.importance_sample_ratio,
+            mask_logits, targets, config.train_num_points, config.oversample_ratio, config.importance_sample_ratio
         )
 
     def mask_target_grid(self, mask_logits: torch.Tensor) -> tuple[int, int]:
